@@ -1,0 +1,402 @@
+"""The supervisor: PID 1 inside every sandbox container.
+
+The host starts it as ``python3 -I -S -c <this file>`` and talks to it over the
+container's attached stdin/stdout, so starting a command costs a fork here, not a
+``docker exec`` round trip. It runs in the container's Python (Debian's 3.11 or the
+slim image's 3.12): standard library only, nothing imported from Firstmate.
+
+Framing, both ways: a 4-byte big-endian length, then that many bytes of JSON. A
+request may announce ``payload: N`` raw bytes after its header. A response lists
+``blobs: [n1, n2, …]`` raw byte strings after its header, or says ``chunked: true``
+and follows with length-prefixed chunks, a zero-length chunk, then a trailer header.
+
+Why each rule is here:
+- Commands never inherit stdin/stdout of this process (they could forge replies), and
+  this process is not dumpable, so same-uid processes cannot open /proc/1/fd/*.
+- When a command ends (exit or timeout) every other process in the container is
+  killed: nothing outlives the command that started it.
+- Commands get oom_score_adj 1000, so the kernel kills them before the supervisor.
+"""
+
+import json
+import os
+import selectors
+import signal
+import struct
+import sys
+import tarfile
+import time
+
+LENGTH = struct.Struct(">I")
+MAX_HEADER = 1 << 20
+CHUNK = 1 << 16
+KILL_ROUNDS = 200
+
+
+def read_exact(n):
+    """Read exactly n bytes from stdin, or raise EOFError."""
+    parts = []
+    while n:
+        data = os.read(0, min(n, 1 << 20))
+        if not data:
+            raise EOFError
+        parts.append(data)
+        n -= len(data)
+    return b"".join(parts)
+
+
+def write_all(data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view) :]
+
+
+def send(header, blobs=()):
+    header["blobs"] = [len(b) for b in blobs]
+    body = json.dumps(header).encode()
+    write_all(LENGTH.pack(len(body)) + body)
+    for blob in blobs:
+        write_all(blob)
+
+
+def receive():
+    (size,) = LENGTH.unpack(read_exact(LENGTH.size))
+    if size > MAX_HEADER:
+        raise ValueError("request header too large")
+    return json.loads(read_exact(size))
+
+
+class Payload:
+    """The announced payload bytes of a request, as a file object for tarfile."""
+
+    def __init__(self, size):
+        self.left = size
+
+    def read(self, n=-1):
+        if n < 0 or n > self.left:
+            n = self.left
+        if not n:
+            return b""
+        data = os.read(0, min(n, 1 << 20))
+        if not data:
+            raise EOFError
+        self.left -= len(data)
+        return data
+
+    def drain(self):
+        while self.left:
+            self.read(CHUNK)
+
+
+class ChunkWriter:
+    """A file object whose writes go to the host as length-prefixed chunks."""
+
+    def write(self, data):
+        if data:
+            write_all(LENGTH.pack(len(data)) + bytes(data))
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+class Capture:
+    """Keeps the head and the tail of a stream, counting what falls between."""
+
+    def __init__(self, cap):
+        self.tail_cap = cap // 2
+        self.head_cap = cap - self.tail_cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def feed(self, data):
+        self.total += len(data)
+        room = self.head_cap - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data and self.tail_cap:
+            self.tail += data
+            if len(self.tail) > 2 * self.tail_cap:
+                del self.tail[: -self.tail_cap]
+
+    def parts(self):
+        tail = bytes(self.tail[-self.tail_cap :]) if self.tail_cap else b""
+        return bytes(self.head), tail
+
+
+def oom_kills():
+    """The memory cgroup's OOM-kill counter (cgroup v2 or v1), or -1."""
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except OSError:
+            continue
+    return -1
+
+
+def others():
+    return [p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())]
+
+
+def reap_zombies():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def kill_all():
+    """Kill every process in the container but this one; return how many were left."""
+    left = others()
+    if not left:
+        return 0
+    for _ in range(KILL_ROUNDS):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        reap_zombies()
+        if not others():
+            return len(left)
+        time.sleep(0.005)
+    return len(left)
+
+
+def child(argv, env, cwd, out_w, err_w):
+    """In the forked child: wire the pipes, drop inherited state, exec. Never returns."""
+    code = 127
+    try:
+        os.setsid()
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, 65536)
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")
+        except OSError:
+            pass
+        os.chdir(cwd)
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        os.write(2, ("sandbox: cannot run %r: %s\n" % (argv[0], exc.strerror)).encode())
+    finally:
+        os._exit(code)
+
+
+def wait_status(pid, flags):
+    try:
+        got, status = os.waitpid(pid, flags)
+    except ChildProcessError:
+        return 0
+    if got == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def pump(pid, captures, deadline):
+    """Read the command's pipes until it exits or the deadline passes."""
+    sel = selectors.DefaultSelector()
+    for fd, capture in captures.items():
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ, capture)
+    pidfd = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+            sel.register(pidfd, selectors.EVENT_READ, None)
+        except OSError:
+            pidfd = None
+    code = None
+    try:
+        while True:
+            code = wait_status(pid, os.WNOHANG)
+            if code is not None:
+                return code, False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, True
+            wait = left if pidfd is not None else min(left, 0.01)
+            for key, _ in sel.select(wait):
+                if key.data is None:
+                    continue
+                data = os.read(key.fd, CHUNK)
+                if data:
+                    key.data.feed(data)
+                else:
+                    sel.unregister(key.fd)
+    finally:
+        sel.close()
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def drain(captures):
+    """Read what is left in the pipes once every writer is dead."""
+    for fd, capture in captures.items():
+        os.set_blocking(fd, False)
+        while True:
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            capture.feed(data)
+        os.close(fd)
+
+
+def op_exec(req):
+    cap = int(req["cap"])
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    captures = {out_r: Capture(cap), err_r: Capture(cap)}
+    oom_before = oom_kills()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        child(req["argv"], req["env"], req["cwd"], out_w, err_w)
+    os.close(out_w)
+    os.close(err_w)
+    code, timed_out = pump(pid, captures, started + float(req["timeout"]))
+    leftover = kill_all()
+    if code is None:  # timed out: kill_all reaped it, with SIGKILL
+        code = 128 + signal.SIGKILL
+    elif code < 0:  # killed by a signal: the shell's convention
+        code = 128 - code
+    duration = time.monotonic() - started
+    drain(captures)
+    out, err = captures[out_r], captures[err_r]
+    oom_after = oom_kills()
+    header = {
+        "ok": True,
+        "exit_code": code,
+        "timed_out": timed_out,
+        "oom_killed": oom_before >= 0 and oom_after > oom_before,
+        "stdout_total": out.total,
+        "stderr_total": err.total,
+        "leftover": leftover,
+        "duration": duration,
+    }
+    send(header, [*out.parts(), *err.parts()])
+
+
+def op_put_file(req, payload):
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    fd = os.open(req["path"], flags, int(req["mode"]) & 0o777)
+    try:
+        while payload.left:
+            data = payload.read(CHUNK)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fchmod(fd, int(req["mode"]) & 0o777)
+    finally:
+        os.close(fd)
+    send({"ok": True})
+
+
+def op_put_tar(req, payload):
+    with tarfile.open(fileobj=payload, mode="r|") as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(req["dest"], filter="data")
+        else:
+            tar.extractall(req["dest"])
+    payload.drain()
+    send({"ok": True})
+
+
+def op_get_file(req):
+    fd = os.open(req["path"], os.O_RDONLY | os.O_NOFOLLOW)
+    send({"ok": True, "chunked": True})
+    error = None
+    try:
+        sink = ChunkWriter()
+        while True:
+            data = os.read(fd, CHUNK)
+            if not data:
+                break
+            sink.write(data)
+    except OSError as exc:
+        error = "%s: %s" % (type(exc).__name__, exc)
+    finally:
+        os.close(fd)
+    write_all(LENGTH.pack(0))
+    send({"ok": error is None, "error": error})
+
+
+def op_get_tar(req):
+    send({"ok": True, "chunked": True})
+    error = None
+    try:
+        with tarfile.open(fileobj=ChunkWriter(), mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            root = req["path"]
+            for name in sorted(os.listdir(root)):
+                tar.add(os.path.join(root, name), arcname=name)
+    except (OSError, tarfile.TarError) as exc:
+        error = "%s: %s" % (type(exc).__name__, exc)
+    write_all(LENGTH.pack(0))
+    send({"ok": error is None, "error": error})
+
+
+def handle(req):
+    op = req.get("op")
+    payload = Payload(int(req.get("payload", 0)))
+    try:
+        if op == "ping":
+            send({"ok": True, "pid": os.getpid(), "python": sys.version.split()[0]})
+        elif op == "exec":
+            op_exec(req)
+        elif op == "put_file":
+            op_put_file(req, payload)
+        elif op == "put_tar":
+            op_put_tar(req, payload)
+        elif op == "get_file":
+            op_get_file(req)
+        elif op == "get_tar":
+            op_get_tar(req)
+        else:
+            send({"ok": False, "error": "unknown operation %r" % (op,)})
+    except (OSError, ValueError, KeyError, tarfile.TarError) as exc:
+        payload.drain()
+        send({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)})
+
+
+def not_dumpable():
+    """PR_SET_DUMPABLE 0: other processes of this uid cannot open /proc/1/fd or ptrace us."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError, ImportError):
+        pass
+
+
+def main():
+    not_dumpable()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            try:
+                req = receive()
+            except EOFError:
+                return
+            handle(req)
+    finally:
+        kill_all()
+
+
+main()
