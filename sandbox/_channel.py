@@ -8,13 +8,14 @@ short tail for error messages.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, cast
 
 from sandbox.errors import ProtocolError, SandboxClosed
 
@@ -50,7 +51,7 @@ class Channel:
         # docker-py hands back a SocketIO (or an SSL socket) holding the hijacked
         # connection; keep the handle alive and talk to the socket underneath.
         self._handle = handle
-        self._sock: socket.socket = getattr(handle, "_sock", handle)  # type: ignore[assignment]
+        self._sock = cast(socket.socket, getattr(handle, "_sock", handle))
         self._raw = bytearray()
         self._out = bytearray()
         self._diag = bytearray()
@@ -68,7 +69,7 @@ class Channel:
         header: Mapping[str, object],
         *,
         deadline: float,
-        payload: BinaryIO | None = None,
+        payload: IO[bytes] | None = None,
         payload_size: int = 0,
     ) -> Reply:
         """Send one request (and its payload); return the reply with its blobs."""
@@ -81,7 +82,7 @@ class Channel:
         return Reply(reply, blobs)
 
     def call_chunked(
-        self, header: Mapping[str, object], sink: BinaryIO, *, deadline: float, limit: int
+        self, header: Mapping[str, object], sink: IO[bytes], *, deadline: float, limit: int
     ) -> Reply:
         """Send a request whose answer streams in chunks into ``sink``; return the trailer.
 
@@ -107,23 +108,19 @@ class Channel:
 
     def close(self) -> None:
         self.closed = True
-        try:
+        with contextlib.suppress(OSError):
             self._sock.close()
-        except OSError:
-            pass
         close = getattr(self._handle, "close", None)
         if callable(close):
-            try:
+            with contextlib.suppress(OSError):
                 close()
-            except OSError:
-                pass
 
     # -- sending -----------------------------------------------------------------
 
     def _send(
         self,
         header: Mapping[str, object],
-        payload: BinaryIO | None,
+        payload: IO[bytes] | None,
         size: int,
         deadline: float,
     ) -> None:

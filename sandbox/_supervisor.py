@@ -18,6 +18,9 @@ Why each rule is here:
 - Commands get oom_score_adj 1000, so the kernel kills them before the supervisor.
 """
 
+from __future__ import annotations
+
+import contextlib
 import json
 import os
 import selectors
@@ -26,6 +29,8 @@ import struct
 import sys
 import tarfile
 import time
+from collections.abc import Sequence
+from typing import IO, Any, NoReturn, cast
 
 LENGTH = struct.Struct(">I")
 MAX_HEADER = 1 << 20
@@ -33,7 +38,7 @@ CHUNK = 1 << 16
 KILL_ROUNDS = 200
 
 
-def read_exact(n):
+def read_exact(n: int) -> bytes:
     """Read exactly n bytes from stdin, or raise EOFError."""
     parts = []
     while n:
@@ -45,13 +50,13 @@ def read_exact(n):
     return b"".join(parts)
 
 
-def write_all(data):
+def write_all(data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(1, view) :]
 
 
-def send(header, blobs=()):
+def send(header: dict[str, Any], blobs: Sequence[bytes] = ()) -> None:
     header["blobs"] = [len(b) for b in blobs]
     body = json.dumps(header).encode()
     write_all(LENGTH.pack(len(body)) + body)
@@ -59,20 +64,20 @@ def send(header, blobs=()):
         write_all(blob)
 
 
-def receive():
+def receive() -> dict[str, Any]:
     (size,) = LENGTH.unpack(read_exact(LENGTH.size))
     if size > MAX_HEADER:
         raise ValueError("request header too large")
-    return json.loads(read_exact(size))
+    return cast("dict[str, Any]", json.loads(read_exact(size)))
 
 
 class Payload:
     """The announced payload bytes of a request, as a file object for tarfile."""
 
-    def __init__(self, size):
+    def __init__(self, size: int) -> None:
         self.left = size
 
-    def read(self, n=-1):
+    def read(self, n: int = -1) -> bytes:
         if n < 0 or n > self.left:
             n = self.left
         if not n:
@@ -83,7 +88,7 @@ class Payload:
         self.left -= len(data)
         return data
 
-    def drain(self):
+    def drain(self) -> None:
         while self.left:
             self.read(CHUNK)
 
@@ -91,26 +96,26 @@ class Payload:
 class ChunkWriter:
     """A file object whose writes go to the host as length-prefixed chunks."""
 
-    def write(self, data):
+    def write(self, data: bytes) -> int:
         if data:
             write_all(LENGTH.pack(len(data)) + bytes(data))
         return len(data)
 
-    def flush(self):
+    def flush(self) -> None:
         pass
 
 
 class Capture:
     """Keeps the head and the tail of a stream, counting what falls between."""
 
-    def __init__(self, cap):
+    def __init__(self, cap: int) -> None:
         self.tail_cap = cap // 2
         self.head_cap = cap - self.tail_cap
         self.head = bytearray()
         self.tail = bytearray()
         self.total = 0
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> None:
         self.total += len(data)
         room = self.head_cap - len(self.head)
         if room > 0:
@@ -121,12 +126,12 @@ class Capture:
             if len(self.tail) > 2 * self.tail_cap:
                 del self.tail[: -self.tail_cap]
 
-    def parts(self):
+    def parts(self) -> tuple[bytes, bytes]:
         tail = bytes(self.tail[-self.tail_cap :]) if self.tail_cap else b""
         return bytes(self.head), tail
 
 
-def oom_kills():
+def oom_kills() -> int:
     """The memory cgroup's OOM-kill counter (cgroup v2 or v1), or -1."""
     for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
         try:
@@ -140,11 +145,11 @@ def oom_kills():
     return -1
 
 
-def others():
+def others() -> list[str]:
     return [p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())]
 
 
-def reap_zombies():
+def reap_zombies() -> None:
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -154,16 +159,14 @@ def reap_zombies():
             return
 
 
-def kill_all():
+def kill_all() -> int:
     """Kill every process in the container but this one; return how many were left."""
     left = others()
     if not left:
         return 0
     for _ in range(KILL_ROUNDS):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         reap_zombies()
         if not others():
             return len(left)
@@ -171,7 +174,7 @@ def kill_all():
     return len(left)
 
 
-def child(argv, env, cwd, out_w, err_w):
+def child(argv: list[str], env: dict[str, str], cwd: str, out_w: int, err_w: int) -> NoReturn:
     """In the forked child: wire the pipes, drop inherited state, exec. Never returns."""
     code = 127
     try:
@@ -189,15 +192,15 @@ def child(argv, env, cwd, out_w, err_w):
         except OSError:
             pass
         os.chdir(cwd)
-        os.execvpe(argv[0], argv, env)
+        os.execvpe(argv[0], argv, env)  # noqa: S606 - argv as given, never a shell
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
-        os.write(2, ("sandbox: cannot run %r: %s\n" % (argv[0], exc.strerror)).encode())
+        os.write(2, (f"sandbox: cannot run {argv[0]!r}: {exc.strerror}\n").encode())
     finally:
         os._exit(code)
 
 
-def wait_status(pid, flags):
+def wait_status(pid: int, flags: int) -> int | None:
     try:
         got, status = os.waitpid(pid, flags)
     except ChildProcessError:
@@ -207,7 +210,7 @@ def wait_status(pid, flags):
     return os.waitstatus_to_exitcode(status)
 
 
-def pump(pid, captures, deadline):
+def pump(pid: int, captures: dict[int, Capture], deadline: float) -> tuple[int | None, bool]:
     """Read the command's pipes until it exits or the deadline passes."""
     sel = selectors.DefaultSelector()
     for fd, capture in captures.items():
@@ -244,7 +247,7 @@ def pump(pid, captures, deadline):
             os.close(pidfd)
 
 
-def drain(captures):
+def drain(captures: dict[int, Capture]) -> None:
     """Read what is left in the pipes once every writer is dead."""
     for fd, capture in captures.items():
         os.set_blocking(fd, False)
@@ -259,7 +262,7 @@ def drain(captures):
         os.close(fd)
 
 
-def op_exec(req):
+def op_exec(req: dict[str, Any]) -> None:
     cap = int(req["cap"])
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -294,7 +297,7 @@ def op_exec(req):
     send(header, [*out.parts(), *err.parts()])
 
 
-def op_put_file(req, payload):
+def op_put_file(req: dict[str, Any], payload: Payload) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
     fd = os.open(req["path"], flags, int(req["mode"]) & 0o777)
     try:
@@ -309,17 +312,19 @@ def op_put_file(req, payload):
     send({"ok": True})
 
 
-def op_put_tar(req, payload):
-    with tarfile.open(fileobj=payload, mode="r|") as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(req["dest"], filter="data")
+def op_put_tar(req: dict[str, Any], payload: Payload) -> None:
+    # The archive is the host's own pack() of the workspace: trusted, and it may hold
+    # absolute symlinks (a virtualenv's python), which the "data" filter would refuse.
+    with tarfile.open(fileobj=cast("IO[bytes]", payload), mode="r|") as tar:
+        if hasattr(tarfile, "tar_filter"):
+            tar.extractall(req["dest"], filter="tar")
         else:
-            tar.extractall(req["dest"])
+            tar.extractall(req["dest"])  # noqa: S202
     payload.drain()
     send({"ok": True})
 
 
-def op_get_file(req):
+def op_get_file(req: dict[str, Any]) -> None:
     fd = os.open(req["path"], os.O_RDONLY | os.O_NOFOLLOW)
     send({"ok": True, "chunked": True})
     error = None
@@ -331,28 +336,30 @@ def op_get_file(req):
                 break
             sink.write(data)
     except OSError as exc:
-        error = "%s: %s" % (type(exc).__name__, exc)
+        error = f"{type(exc).__name__}: {exc}"
     finally:
         os.close(fd)
     write_all(LENGTH.pack(0))
     send({"ok": error is None, "error": error})
 
 
-def op_get_tar(req):
+def op_get_tar(req: dict[str, Any]) -> None:
     send({"ok": True, "chunked": True})
     error = None
     try:
-        with tarfile.open(fileobj=ChunkWriter(), mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        with tarfile.open(
+            fileobj=cast("IO[bytes]", ChunkWriter()), mode="w|", format=tarfile.PAX_FORMAT
+        ) as tar:
             root = req["path"]
             for name in sorted(os.listdir(root)):
                 tar.add(os.path.join(root, name), arcname=name)
     except (OSError, tarfile.TarError) as exc:
-        error = "%s: %s" % (type(exc).__name__, exc)
+        error = f"{type(exc).__name__}: {exc}"
     write_all(LENGTH.pack(0))
     send({"ok": error is None, "error": error})
 
 
-def handle(req):
+def handle(req: dict[str, Any]) -> None:
     op = req.get("op")
     payload = Payload(int(req.get("payload", 0)))
     try:
@@ -369,13 +376,13 @@ def handle(req):
         elif op == "get_tar":
             op_get_tar(req)
         else:
-            send({"ok": False, "error": "unknown operation %r" % (op,)})
+            send({"ok": False, "error": f"unknown operation {op!r}"})
     except (OSError, ValueError, KeyError, tarfile.TarError) as exc:
         payload.drain()
-        send({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)})
+        send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
 
 
-def not_dumpable():
+def not_dumpable() -> None:
     """PR_SET_DUMPABLE 0: other processes of this uid cannot open /proc/1/fd or ptrace us."""
     try:
         import ctypes
@@ -385,7 +392,7 @@ def not_dumpable():
         pass
 
 
-def main():
+def main() -> None:
     not_dumpable()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -15,6 +15,7 @@ import re
 import secrets
 import socket
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -100,8 +101,10 @@ def _pidns() -> str:
 def sandbox_name(run_id: str | None = None, step_id: str | None = None) -> str:
     """A container name that carries the run and step ids (Docker allows renaming only)."""
     parts = [_slug(x) for x in (run_id, step_id) if x]
-    return NAME_PREFIX + "-".join([*parts, secrets.token_hex(4)]) if parts else (
-        f"{NAME_PREFIX}warm-{secrets.token_hex(4)}"
+    return (
+        NAME_PREFIX + "-".join([*parts, secrets.token_hex(4)])
+        if parts
+        else (f"{NAME_PREFIX}warm-{secrets.token_hex(4)}")
     )
 
 
@@ -219,7 +222,8 @@ class ContainerFactory:
     def _attach_and_start(self, cid: str) -> Channel:
         api = self.client.api
         try:
-            handle = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            streams = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            handle = api.attach_socket(cid, params=streams)
             channel = Channel(handle)
             api.start(cid)
         except docker.errors.DockerException as exc:
@@ -259,10 +263,8 @@ class ContainerFactory:
 
     def kill(self, cid: str) -> None:
         """Kill the container now (everything in it dies with its init)."""
-        try:
+        with suppress(docker.errors.DockerException):  # already gone: nothing to kill
             self.client.api.kill(cid)
-        except docker.errors.DockerException:
-            pass  # already gone or stopped: nothing left to kill
 
     def remove(self, cid: str) -> None:
         """Kill and remove the container; a container already gone is fine."""

@@ -100,7 +100,14 @@ def _offline_base(client: docker.DockerClient, mirror: str, say: Say) -> str:
         root = Path(tmp) / "rootfs"
         say(f"debootstrap --variant=minbase bookworm from {mirror} (about a minute)")
         _run(
-            [debootstrap, "--variant=minbase", f"--include={_PACKAGES}", "bookworm", str(root), mirror],
+            [
+                debootstrap,
+                "--variant=minbase",
+                f"--include={_PACKAGES}",
+                "bookworm",
+                str(root),
+                mirror,
+            ],
             "debootstrap",
         )
         say(f"importing the root filesystem as {OFFLINE_BASE}")

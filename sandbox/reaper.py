@@ -42,6 +42,8 @@ class Seen:
     labels: Mapping[str, str]
     state: str
     created: int
+    id: str = ""
+    name: str = ""
 
 
 def is_orphan(seen: Seen, *, me: str, now: float) -> bool:
@@ -67,11 +69,10 @@ def reap_orphans(client: docker.DockerClient, *, now: float | None = None) -> li
     now = time.time() if now is None else now
     me = owner_key()
     removed = []
-    for info in _sandboxes(client):
-        seen = Seen(info.get("Labels") or {}, str(info.get("State")), int(info.get("Created", 0)))
+    for seen in _sandboxes(client):
         if is_orphan(seen, me=me, now=now):
-            _remove(client, info)
-            removed.append(_name(info))
+            _remove(client, seen)
+            removed.append(seen.name)
     return removed
 
 
@@ -85,34 +86,38 @@ def kill_sandboxes(
     """
     prefix = sandbox_name(run_id, step_id).rsplit("-", 1)[0] + "-"
     removed = []
-    for info in _sandboxes(client):
-        labels = info.get("Labels") or {}
+    for seen in _sandboxes(client):
+        labels = seen.labels
         by_label = labels.get(LABEL_RUN) == run_id and step_id in (None, labels.get(LABEL_STEP))
-        if by_label or _name(info).startswith(prefix):
-            _remove(client, info)
-            removed.append(_name(info))
+        if by_label or seen.name.startswith(prefix):
+            _remove(client, seen)
+            removed.append(seen.name)
     return removed
 
 
-def _sandboxes(client: docker.DockerClient) -> list[dict[str, object]]:
+def _sandboxes(client: docker.DockerClient) -> list[Seen]:
     try:
         found = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
     except docker.errors.DockerException as exc:
         raise DockerUnavailable(f"cannot list sandbox containers: {exc}") from exc
-    return list(found)
+    return [
+        Seen(
+            labels={str(k): str(v) for k, v in (info.get("Labels") or {}).items()},
+            state=str(info.get("State")),
+            created=int(info.get("Created") or 0),
+            id=str(info["Id"]),
+            name=str((info.get("Names") or ["/"])[0]).lstrip("/"),
+        )
+        for info in found
+    ]
 
 
-def _name(info: Mapping[str, object]) -> str:
-    names = info.get("Names") or []
-    return str(names[0]).lstrip("/") if isinstance(names, list) and names else ""
-
-
-def _remove(client: docker.DockerClient, info: Mapping[str, object]) -> None:
-    name = _name(info)
+def _remove(client: docker.DockerClient, seen: Seen) -> None:
+    name = seen.name
     if not name.startswith(NAME_PREFIX):
         return  # labelled by someone else: not ours to remove
     try:
-        client.api.remove_container(str(info["Id"]), force=True, v=True)
+        client.api.remove_container(seen.id, force=True, v=True)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as exc:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from sandbox import workspace
 from sandbox._channel import Channel, ChannelTimeout, Reply
@@ -149,7 +150,7 @@ class Sandbox:
             request = {"op": "get_tar", "path": src}
             self._chunked(request, sink, limit, f"copy {src} out", WorkspaceSyncError)
             sink.seek(0)
-            return workspace.replace_from_tar(sink, dest)  # type: ignore[arg-type]
+            return workspace.replace_from_tar(sink, dest)
 
     def ping(self, *, timeout: float = 5.0) -> None:
         """Check that the supervisor answers."""
@@ -171,29 +172,34 @@ class Sandbox:
         if kill:
             self._factory.kill(self.id)
 
-    def _call(self, request: Mapping[str, object], payload: io.IOBase | object, size: int,
-              what: str) -> None:
+    def _call(
+        self, request: Mapping[str, object], payload: IO[bytes], size: int, what: str
+    ) -> None:
         with self._lock:
             self._check_open()
             deadline = time.monotonic() + _TRANSFER_TIMEOUT_S
             try:
                 reply = self._channel.call(
-                    request, deadline=deadline, payload=payload, payload_size=size  # type: ignore[arg-type]
+                    request, deadline=deadline, payload=payload, payload_size=size
                 )
             except ChannelTimeout:
                 self.close()
                 raise OperationFailed(f"{what}: no answer in {_TRANSFER_TIMEOUT_S:.0f}s") from None
             _raise_unless_ok(reply, what, OperationFailed)
 
-    def _chunked(self, request: Mapping[str, object], sink: object, limit: int, what: str,
-                 error: type[OperationFailed]) -> None:
+    def _chunked(
+        self,
+        request: Mapping[str, object],
+        sink: IO[bytes],
+        limit: int,
+        what: str,
+        error: type[OperationFailed],
+    ) -> None:
         with self._lock:
             self._check_open()
             deadline = time.monotonic() + _TRANSFER_TIMEOUT_S
             try:
-                trailer = self._channel.call_chunked(
-                    request, sink, deadline=deadline, limit=limit  # type: ignore[arg-type]
-                )
+                trailer = self._channel.call_chunked(request, sink, deadline=deadline, limit=limit)
             except ChannelTimeout:
                 self.close()
                 raise error(f"{what}: no answer in {_TRANSFER_TIMEOUT_S:.0f}s") from None
@@ -208,7 +214,8 @@ class Sandbox:
     def _death_notice(self) -> str:
         detail = self._channel.diagnostics
         state = self._factory.exit_detail(self.id)
-        return f"sandbox {self.name} died: {state}" + (f"; supervisor said: {detail}" if detail else "")
+        said = f"; supervisor said: {detail}" if detail else ""
+        return f"sandbox {self.name} died: {state}{said}"
 
 
 def _raise_unless_ok(reply: Reply, what: str, error: type[OperationFailed]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -42,13 +44,26 @@ def build(base: str | None, offline: bool) -> None:
 
 @sandbox_group.command("exec", context_settings={"ignore_unknown_options": True})
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
-              show_default=True, help="Wall-clock limit in seconds.")
-@click.option("--memory", type=click.IntRange(min=16), default=1024, show_default=True,
-              help="Memory limit in MB (no swap).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Wall-clock limit in seconds.",
+)
+@click.option(
+    "--memory",
+    type=click.IntRange(min=16),
+    default=1024,
+    show_default=True,
+    help="Memory limit in MB (no swap).",
+)
 @click.option("--network", is_flag=True, help="Give the sandbox network access.")
-@click.option("--workspace", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory copied in as /workspace, and back out afterwards.")
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory copied in as /workspace, and back out afterwards.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(
     as_json: bool,
@@ -109,19 +124,14 @@ def reap() -> None:
 
 
 def _pool(settings: Settings, *, size: int) -> sandbox.SandboxPool:
-    return sandbox.SandboxPool(
-        settings.sandbox_image, size=size, runtime=settings.sandbox_runtime
-    )
+    return sandbox.SandboxPool(settings.sandbox_image, size=size, runtime=settings.sandbox_runtime)
 
 
-class _failures:
+@contextmanager
+def _failures() -> Iterator[None]:
     """Turn sandbox errors into one clear line and exit status 125."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, sandbox.SandboxError):
-            click.echo(f"firstmate: {exc}", err=True)
-            sys.exit(SANDBOX_FAILED)
-        return False
+    try:
+        yield
+    except sandbox.SandboxError as exc:
+        click.echo(f"firstmate: {exc}", err=True)
+        sys.exit(SANDBOX_FAILED)
