@@ -18,7 +18,6 @@ class Settings(BaseSettings):
     sandbox_runtime: str | None = Field(
         default=None, description="a Docker runtime for sandboxes, e.g. runsc (gVisor)"
     )
-    sandbox_pool_size: int = Field(default=2, ge=0, le=64)
     debian_mirror: str = "http://deb.debian.org/debian"
 
 
