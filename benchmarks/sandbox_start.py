@@ -38,7 +38,8 @@ def main() -> None:
     print(f"{'cold start':12}{figures['cold_p50_ms']:>10}{figures['cold_p95_ms']:>10}")
     print(f"{'warm pool':12}{figures['warm_p50_ms']:>10}{figures['warm_p95_ms']:>10}")
     verdict = "met" if figures["target_met"] else "NOT met"
-    print(f"ratio cold/warm at p50: {figures['ratio_p50']}x (target >= {TARGET_RATIO:g}x: {verdict})")
+    ratio = figures["ratio_p50"]
+    print(f"ratio cold/warm at p50: {ratio}x (target >= {TARGET_RATIO:g}x: {verdict})")
 
 
 if __name__ == "__main__":

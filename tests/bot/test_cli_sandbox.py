@@ -46,7 +46,7 @@ def test_exec_json_prints_the_contract_fields_and_exits_with_the_command(
     )
     assert done.returncode == 3
     result = json.loads(done.stdout)
-    assert CONTRACT_KEYS <= result.keys()
+    assert result.keys() >= CONTRACT_KEYS
     assert (result["stdout"], result["stderr"], result["exit_code"]) == ("hi\n", "oops\n", 3)
     assert result["timed_out"] is False
 
