@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, cast
 
-from sandbox.errors import ProtocolError, SandboxClosed
+from sandbox.errors import OperationFailed, ProtocolError, SandboxClosed
 
 _FRAME = struct.Struct(">BxxxL")
 _LENGTH = struct.Struct(">I")
@@ -38,9 +38,9 @@ class Reply:
     blobs: tuple[bytes, ...]
 
     def ok(self, what: str) -> Reply:
-        """This reply, or an error naming what failed and why."""
+        """This reply, or OperationFailed naming what failed and why."""
         if self.header.get("ok") is not True:
-            raise ProtocolError(f"{what}: {self.header.get('error') or 'failed'}")
+            raise OperationFailed(f"{what}: {self.header.get('error') or 'failed'}")
         return self
 
 

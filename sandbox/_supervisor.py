@@ -191,11 +191,19 @@ def child(argv: list[str], env: dict[str, str], cwd: str, out_w: int, err_w: int
                 f.write("1000")
         except OSError:
             pass
-        os.chdir(cwd)
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            code = 126
+            os.write(2, f"sandbox: cannot enter {cwd!r}: {exc.strerror}\n".encode())
+            os._exit(code)
         os.execvpe(argv[0], argv, env)  # noqa: S606 - argv as given, never a shell
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
-        os.write(2, (f"sandbox: cannot run {argv[0]!r}: {exc.strerror}\n").encode())
+        os.write(2, f"sandbox: cannot run {argv[0]!r}: {exc.strerror}\n".encode())
+    except Exception as exc:  # a bad argv or env must still end here, never return
+        code = 126
+        os.write(2, f"sandbox: cannot run {argv[:1]!r}: {exc}\n".encode(errors="replace"))
     finally:
         os._exit(code)
 
@@ -343,6 +351,51 @@ def op_get_file(req: dict[str, Any]) -> None:
     send({"ok": error is None, "error": error})
 
 
+def add_tree(tar: tarfile.TarFile, root: str) -> None:
+    """Add what is under root, depth first, without recursion (trees may be deep).
+
+    Every process is dead by now, so nothing changes underneath. Entries the command
+    made unreadable belong to this uid: they are opened up, read and restored, and the
+    archive records their original modes. Hard links become plain copies.
+    """
+    todo: list[tuple[str, str, int]] = [
+        (os.path.join(root, n), n, -1) for n in sorted(os.listdir(root), reverse=True)
+    ]
+    while todo:
+        path, arcname, restore = todo.pop()
+        if restore >= 0:
+            os.chmod(path, restore)
+            continue
+        info = tar.gettarinfo(path, arcname)
+        if info is None:  # a socket: nothing to carry
+            continue
+        if info.islnk():
+            info.type, info.linkname = tarfile.REGTYPE, ""
+            info.size = os.lstat(path).st_size
+        if info.isreg():
+            add_file(tar, path, info)
+        elif info.isdir():
+            tar.addfile(info)
+            if info.mode & 0o700 != 0o700:
+                os.chmod(path, info.mode | 0o700)
+                todo.append((path, arcname, info.mode))
+            for name in sorted(os.listdir(path), reverse=True):
+                todo.append((os.path.join(path, name), arcname + "/" + name, -1))
+        else:
+            tar.addfile(info)
+
+
+def add_file(tar: tarfile.TarFile, path: str, info: tarfile.TarInfo) -> None:
+    if not info.mode & 0o400:
+        os.chmod(path, info.mode | 0o400)
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
+            tar.addfile(info, f)
+    finally:
+        if not info.mode & 0o400:
+            os.chmod(path, info.mode)
+
+
 def op_get_tar(req: dict[str, Any]) -> None:
     send({"ok": True, "chunked": True})
     error = None
@@ -350,9 +403,7 @@ def op_get_tar(req: dict[str, Any]) -> None:
         with tarfile.open(
             fileobj=cast("IO[bytes]", ChunkWriter()), mode="w|", format=tarfile.PAX_FORMAT
         ) as tar:
-            root = req["path"]
-            for name in sorted(os.listdir(root)):
-                tar.add(os.path.join(root, name), arcname=name)
+            add_tree(tar, req["path"])
     except (OSError, tarfile.TarError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     write_all(LENGTH.pack(0))

@@ -179,7 +179,12 @@ class SandboxPool:
                 break
             self._discard(sandbox)
         if run_id or step_id:
-            sandbox.name = self._factory.rename(sandbox.id, run_id, step_id)
+            try:
+                sandbox.name = self._factory.rename(sandbox.id, run_id, step_id)
+            except SandboxError as exc:  # unnamed, it could not be cancelled: go cold
+                log.warning("cannot name warm sandbox %s: %s", sandbox.id[:12], exc)
+                self._discard(sandbox)
+                return None
         sandbox.limits = want
         with self._cond:
             self._hits += 1

@@ -63,13 +63,15 @@ class Sandbox:
         supervisor; if the supervisor does not answer either, the container is killed.
         """
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        if not argv:
-            raise ValueError("exec needs a command")
+        merged = {**BASE_ENV, **(env or {})}
+        _check_command(argv, merged, cwd)
         seconds = float(timeout if timeout is not None else self.limits.timeout_s)
+        if not seconds > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
         request = {
             "op": "exec",
             "argv": argv,
-            "env": {**BASE_ENV, **(env or {})},
+            "env": merged,
             "cwd": cwd,
             "timeout": seconds,
             "cap": self.limits.output_bytes,
@@ -203,7 +205,7 @@ class Sandbox:
             except ChannelTimeout:
                 self.close()
                 raise error(f"{what}: no answer in {_TRANSFER_TIMEOUT_S:.0f}s") from None
-            except ProtocolError as exc:
+            except (ProtocolError, OperationFailed) as exc:
                 raise error(f"{what}: {exc}") from exc
             _raise_unless_ok(trailer, what, error)
 
@@ -216,6 +218,19 @@ class Sandbox:
         state = self._factory.exit_detail(self.id)
         said = f"; supervisor said: {detail}" if detail else ""
         return f"sandbox {self.name} died: {state}{said}"
+
+
+def _check_command(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> None:
+    """Refuse, here and clearly, what the kernel would refuse later and vaguely."""
+    if not argv:
+        raise ValueError("exec needs a command")
+    strings = [*argv, *env.keys(), *env.values(), cwd]
+    if not all(isinstance(s, str) for s in strings):
+        raise TypeError(f"argv, env and cwd must be strings: {argv!r}, {dict(env)!r}, {cwd!r}")
+    if any("\0" in s for s in strings):
+        raise ValueError("argv, env and cwd may not contain NUL bytes")
+    if any(not k or "=" in k for k in env):
+        raise ValueError(f"bad environment variable names: {sorted(env)!r}")
 
 
 def _raise_unless_ok(reply: Reply, what: str, error: type[OperationFailed]) -> None:

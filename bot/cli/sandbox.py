@@ -61,7 +61,7 @@ def build(base: str | None, offline: bool) -> None:
 @click.option("--network", is_flag=True, help="Give the sandbox network access.")
 @click.option(
     "--workspace",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Directory copied in as /workspace, and back out afterwards.",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -76,11 +76,8 @@ def exec_command(
     """Run COMMAND in a fresh sandbox; exit with its exit code."""
     settings = load_settings()
     limits = sandbox.Limits(memory_mb=memory, network=network, timeout_s=timeout)
-    with _failures():
-        if workspace is not None:
-            workspace.mkdir(parents=True, exist_ok=True)
-        with _pool(settings, size=0) as pool, pool.acquire(limits, workspace) as box:
-            result = box.exec(list(command))
+    with _failures(), _pool(settings, size=0) as pool, pool.acquire(limits, workspace) as box:
+        result = box.exec(list(command))
     if as_json:
         click.echo(json.dumps(asdict(result)))
     else:

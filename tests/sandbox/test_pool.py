@@ -146,3 +146,20 @@ def test_closing_the_pool_removes_its_containers(docker_client: docker.DockerCli
         created = _sandbox_ids(docker_client) - before
     assert len(created) >= 2  # the warm ones at least
     assert created & _sandbox_ids(docker_client) == set()
+
+
+def test_bad_commands_are_refused_before_they_cross(pool: SandboxPool) -> None:
+    with pool.acquire() as sb:
+        with pytest.raises(ValueError, match="needs a command"):
+            sb.exec([])
+        with pytest.raises(ValueError, match="NUL"):
+            sb.exec(["echo", "a\0b"])
+        with pytest.raises(ValueError, match="environment variable names"):
+            sb.exec("true", env={"A=B": "x"})
+        with pytest.raises(ValueError, match="timeout must be positive"):
+            sb.exec("true", timeout=0)
+        nowhere = sb.exec("true", cwd="/no/such/dir")
+        still = sb.exec("echo fine")
+    assert nowhere.exit_code == 126
+    assert "cannot enter '/no/such/dir'" in nowhere.stderr
+    assert still.stdout == "fine\n"

@@ -209,3 +209,45 @@ def test_a_corrupt_archive_leaves_the_workspace_untouched(tmp_path: Path) -> Non
         replace_from_tar(io.BytesIO(good[:1000]), dest)
     assert [p.name for p in dest.iterdir()] == ["keep.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["ws"]  # no staging left behind
+
+
+@pytest.mark.docker
+def test_a_workspace_too_big_for_the_sandbox_is_refused_clearly(
+    pool: SandboxPool, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))
+    with pytest.raises(WorkspaceSyncError, match="No space left"):
+        with pool.acquire(limits=Limits(workspace_mb=8, memory_mb=256), workspace=repo):
+            pass
+    assert [p.name for p in repo.iterdir()] == ["big.bin"]
+    assert (repo / "big.bin").stat().st_size == 12 * 1024 * 1024
+
+
+@pytest.mark.docker
+def test_unreadable_entries_hard_links_and_deep_trees_come_back(
+    pool: SandboxPool, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    script = " && ".join(
+        [
+            "echo hidden > secret.txt && chmod 000 secret.txt",
+            "mkdir locked && echo inside > locked/f && chmod 000 locked",
+            "echo shared > a && ln a b",
+            "deep=$(python3 -c \"print('/'.join(['d'] * 1200))\")",
+            'mkdir -p "$deep" && echo deep > "$deep/leaf"',
+        ]
+    )
+    with pool.acquire(workspace=repo) as sb:
+        made = sb.exec(script)
+        assert made.exit_code == 0, made.stderr
+    assert stat.S_IMODE((repo / "secret.txt").stat().st_mode) == 0
+    assert stat.S_IMODE((repo / "locked").stat().st_mode) == 0
+    (repo / "secret.txt").chmod(0o600)
+    (repo / "locked").chmod(0o700)
+    assert (repo / "secret.txt").read_text() == "hidden\n"
+    assert (repo / "locked" / "f").read_text() == "inside\n"
+    assert (repo / "a").read_text() == (repo / "b").read_text() == "shared\n"
+    assert (repo / "/".join(["d"] * 1200) / "leaf").read_text() == "deep\n"
