@@ -1,0 +1,62 @@
+"""The agent kinds the core knows, and the inputs (``with:``) each one takes.
+
+The core validates plans against these; ``workers/agents`` implements them. A kind
+listed here without an implementation in the workers is refused at validation with a
+clear message, never at run time.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Inputs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShellInputs(_Inputs):
+    """``shell``: ``command`` runs with ``sh -c`` in a sandbox, in the run's workspace."""
+
+    command: str = Field(min_length=1)
+    network: bool = False
+
+
+class GateInputs(_Inputs):
+    """``gate``: a checkpoint and nothing else; ``message`` is shown to the approver."""
+
+    message: str = ""
+
+
+class EchoInputs(BaseModel):
+    """``echo``: any inputs; they become the step's outputs."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class PlaybookInputs(_Inputs):
+    """``playbook``: run another playbook as a child run and wait for it."""
+
+    playbook: str = Field(min_length=1)
+    inputs: dict[str, object] = Field(default_factory=dict)
+
+
+# Every kind the contract names, with its inputs model, or None when it is not built.
+KINDS: dict[str, type[BaseModel] | None] = {
+    "shell": ShellInputs,
+    "gate": GateInputs,
+    "echo": EchoInputs,
+    "playbook": PlaybookInputs,
+    "analyze": None,
+    "code": None,
+    "test": None,
+    "llm": None,
+    "http": None,
+}
+
+# Inputs whose value is a shell command: values substituted into them are shell-quoted,
+# so a step's output can never become shell syntax in a later step.
+SHELL_FIELDS: dict[str, frozenset[str]] = {"shell": frozenset({"command"})}
+
+
+def built_kinds() -> list[str]:
+    return sorted(k for k, model in KINDS.items() if model is not None)
