@@ -1,24 +1,52 @@
-"""Settings: the environment, read once (the only module that reads it)."""
+"""Settings: the environment, read once (the only module that reads it).
+
+Names and defaults follow ``../shared/CONTRACTS.md``; the ``FIRSTMATE_SANDBOX_RUNTIME``,
+``FIRSTMATE_SANDBOX_POOL_SIZE``, ``FIRSTMATE_LEASE_S``, ``FIRSTMATE_RECONCILE_S`` and
+``FIRSTMATE_DEBIAN_MIRROR`` knobs extend it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Firstmate's configuration; see ``../shared/CONTRACTS.md`` for each variable."""
+    """Firstmate's configuration."""
 
     model_config = SettingsConfigDict(env_prefix="FIRSTMATE_", extra="ignore")
 
     data_dir: Path = Path(".firstmate")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "FIRSTMATE_DATABASE_URL")
+    )
+    redis_url: str = Field(
+        default="redis://localhost:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "FIRSTMATE_REDIS_URL"),
+    )
+    playbooks: Path = Path("playbooks")
+    encryption_key: SecretStr | None = None
     sandbox_image: str = "firstmate-sandbox:latest"
     sandbox_runtime: str | None = Field(
         default=None, description="a Docker runtime for sandboxes, e.g. runsc (gVisor)"
     )
+    sandbox_pool_size: int = Field(default=2, ge=0, le=64)
+    lease_s: float = Field(default=30.0, gt=0, description="a running step's lease")
+    reconcile_s: float = Field(default=15.0, gt=0, description="reconciler period in workers")
     debian_mirror: str = "http://deb.debian.org/debian"
+
+    @property
+    def db_url(self) -> str:
+        """DATABASE_URL, or the embedded SQLite file under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'firstmate.db').resolve()}"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
 
 
 def load_settings() -> Settings:

@@ -1,13 +1,13 @@
 """Errors of the core.
 
-    FirstmateError
-    ├── ConfigError            a setting is missing or wrong for the feature in use
-    ├── PlaybookError          a playbook or plan is invalid (carries every issue found)
-    ├── NotFound               no run, step, checkpoint or playbook by that id or name
-    ├── InvalidTransition      a state change the state machine does not allow
-    ├── DecisionError          a decision that cannot apply (decided already, wrong kind, …)
-    ├── TemplateError          a ${{ }} reference that cannot be resolved at run time
-    └── ArtifactError          an artifact cannot be written or read (or decrypted)
+FirstmateError
+├── ConfigError            a setting is missing or wrong for the feature in use
+├── PlaybookError          a playbook or plan is invalid (carries every issue found)
+├── NotFound               no run, step, checkpoint or playbook by that id or name
+├── InvalidTransition      a state change the state machine does not allow
+├── DecisionError          a decision that cannot apply (decided already, wrong kind, …)
+├── TemplateError          a ${{ }} reference that cannot be resolved at run time
+└── ArtifactError          an artifact cannot be written or read (or decrypted)
 """
 
 from __future__ import annotations

@@ -1,0 +1,62 @@
+"""Finding playbooks: by file path, or by name in the playbooks folder.
+
+A playbook that a run uses is recorded in the ``playbooks`` table (name, version,
+source), so what a run ran can be read back even after the file changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine as SAEngine
+
+from orchestrator.errors import NotFound
+from orchestrator.models import PlaybookRecord, utcnow
+from orchestrator.plan import PlanSpec
+from orchestrator.playbooks import load_playbook, load_playbooks
+
+
+class Catalog:
+    """The playbooks in ``folder``, read again on every lookup (they are small)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, name_or_path: str) -> PlanSpec:
+        """A playbook by file path (if such a file exists) or by name."""
+        path = Path(name_or_path)
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            return load_playbook(path)
+        found = self.all()
+        if name_or_path not in found:
+            known = ", ".join(sorted(found)) or "none"
+            raise NotFound(
+                f"no playbook {name_or_path!r} in {self.folder} (known: {known}); "
+                "give a file path or set FIRSTMATE_PLAYBOOKS"
+            )
+        return found[name_or_path]
+
+    def all(self) -> dict[str, PlanSpec]:
+        if not self.folder.is_dir():
+            return {}
+        return load_playbooks(self.folder)
+
+
+def record(engine: SAEngine, plan: PlanSpec) -> None:
+    """Upsert the playbook a run uses into the ``playbooks`` table."""
+    if plan.name is None:
+        return
+    values = {
+        "name": plan.name,
+        "version": plan.version,
+        "description": plan.description,
+        "source": plan.model_dump_json(by_alias=True),
+        "updated_at": utcnow(),
+    }
+    table = PlaybookRecord.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(table).values(**values)
+    update = {k: insert.excluded[k] for k in values if k != "name"}
+    with engine.begin() as connection:
+        connection.execute(insert.on_conflict_do_update(index_elements=["name"], set_=update))

@@ -1,0 +1,632 @@
+"""The engine: the only place run, step and checkpoint states change.
+
+Each public method reads state, decides transitions (through the tables in
+``states.py``), records them with conditional updates (``… WHERE status = <expected>``)
+and an event each, commits, and only then acts: enqueues jobs with deterministic ids,
+kills sandboxes, writes the diff. Every method is safe to call twice: a second call
+finds nothing to do. The database is the truth; the queue only carries work.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from orchestrator import playbooks, templating
+from orchestrator import workspace as workspaces
+from orchestrator.artifacts import ArtifactStore
+from orchestrator.decisions import check_decision, modify_plan
+from orchestrator.errors import DecisionError, NotFound, TemplateError
+from orchestrator.events import emit
+from orchestrator.kinds import SHELL_FIELDS
+from orchestrator.models import Checkpoint, Run, Step, utcnow
+from orchestrator.outcome import StepOutcome, StepTicket
+from orchestrator.plan import PlanSpec
+from orchestrator.ports import Dispatcher, SandboxKiller, step_job_id
+from orchestrator.states import (
+    RUN_TERMINAL,
+    STEP_ACTIVE,
+    STEP_DONE,
+    RunState,
+    StepState,
+)
+from orchestrator.transitions import (
+    committed,
+    load_run,
+    load_step,
+    load_steps,
+    move_run,
+    move_step,
+    new_id,
+    open_checkpoint,
+    open_checkpoints,
+    update_step,
+)
+
+_LOST_LIMIT = 3  # a step whose worker was lost more often than this fails
+# A step queued this recently may not have its job in Redis yet: leave it alone.
+_ENQUEUE_GRACE = timedelta(seconds=5)
+
+
+@dataclass
+class Reconciled:
+    """What one reconciler pass repaired (``run/step`` names)."""
+
+    lost: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Effects:
+    """What to do once the transaction has committed."""
+
+    jobs: list[tuple[str, str, int, datetime | None, float]] = field(default_factory=list)
+    kills: list[tuple[str, str | None]] = field(default_factory=list)
+    diffs: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """Runs, steps and checkpoints move only through these methods."""
+
+    def __init__(
+        self,
+        store: Any,
+        dispatcher: Dispatcher,
+        artifacts: ArtifactStore,
+        *,
+        killer: SandboxKiller | None = None,
+        lease_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.artifacts = artifacts
+        self.killer = killer
+        self.lease = timedelta(seconds=lease_s)
+
+    # -- submitting ----------------------------------------------------------------
+
+    def submit(
+        self,
+        plan: PlanSpec,
+        *,
+        inputs: Mapping[str, object] | None = None,
+        source: str = "cli",
+        requester: str | None = None,
+        request: str | None = None,
+        repo: Path | None = None,
+        workspace: Path | None = None,
+        origin: Mapping[str, Any] | None = None,
+        parent: tuple[str, str] | None = None,
+        run_id: str | None = None,
+        approve_plan: bool = True,
+        on_failure: str | None = None,
+    ) -> str:
+        """Record a run of ``plan`` and plan it; return its id.
+
+        With ``approve_plan`` the run waits at a plan checkpoint; without, it starts.
+        Invalid inputs raise PlaybookError and record nothing. With an explicit
+        ``run_id`` that exists already, nothing happens (a job that runs twice).
+        """
+        resolved = playbooks.resolve_inputs(plan, inputs or {})
+        run_id = run_id or new_id()
+        with self.store.session() as s:
+            if s.get(Run, run_id) is not None:
+                return run_id
+        ws = workspace or workspaces.prepare(self.artifacts.run_dir(run_id), repo)
+        self._write_plan(run_id, plan, resolved)
+        effects = _Effects()
+        with self.store.session() as s:
+            run = Run(
+                id=run_id,
+                status=RunState.RECEIVED,
+                source=source,
+                playbook=plan.name,
+                request=request,
+                requester=requester,
+                inputs=resolved,
+                plan=plan.model_dump(mode="json", by_alias=True),
+                plan_version=1,
+                origin=dict(origin or {}),
+                parent_run_id=parent[0] if parent else None,
+                parent_step=parent[1] if parent else None,
+                workspace=str(ws),
+                on_failure=on_failure or plan.on_failure,
+            )
+            s.add(run)
+            s.flush()
+            emit(s, run_id, "run.received", data={"source": source, "playbook": plan.name})
+            self._plan(s, run, plan, approve_plan, effects)
+        self._act(effects)
+        return run_id
+
+    def _plan(self, s: Session, run: Run, plan: PlanSpec, approve: bool, effects: _Effects) -> None:
+        move_run(s, run, RunState.PLANNING)
+        for position, spec in enumerate(plan.steps):
+            s.add(
+                Step(
+                    run_id=run.id,
+                    key=spec.id,
+                    position=position,
+                    agent=spec.agent,
+                    status=StepState.PENDING,
+                    max_attempts=spec.retry.max + 1,
+                    depends_on=list(spec.depends_on),
+                    inputs=dict(spec.with_),
+                )
+            )
+        s.flush()
+        emit(s, run.id, "run.planned", data={"steps": [x.id for x in plan.steps]})
+        if approve:
+            move_run(s, run, RunState.AWAITING_APPROVAL)
+            prompt = f"Run {plan.name or 'plan'} ({len(plan.steps)} steps)?"
+            open_checkpoint(s, run, None, "plan", prompt)
+        else:
+            move_run(s, run, RunState.RUNNING, reason="plan approved with the request")
+            self._advance(s, run, effects)
+
+    def _write_plan(self, run_id: str, plan: PlanSpec, inputs: Mapping[str, object]) -> None:
+        document = plan.model_dump_json(by_alias=True, indent=2)
+        self.artifacts.write(run_id, "plan.json", document)
+        self.artifacts.write(run_id, "plan.md", playbooks.render_markdown(plan, inputs))
+
+    # -- advancing -------------------------------------------------------------------
+
+    def advance(self, run_id: str) -> None:
+        """Queue every step that is ready (up to the run's parallel limit); finish the run
+        when nothing is left to do. Safe to call any number of times."""
+        effects = _Effects()
+        with self.store.session() as s:
+            run = load_run(s, run_id)
+            self._advance(s, run, effects)
+        self._act(effects)
+
+    def _advance(self, s: Session, run: Run, effects: _Effects) -> None:
+        if run.status != RunState.RUNNING:
+            return
+        steps = load_steps(s, run.id)
+        status = {x.key: x.status for x in steps}
+        if self._finished(s, run, steps, effects):
+            return
+        plan = PlanSpec.model_validate(run.plan)
+        active = sum(1 for x in steps if x.status in STEP_ACTIVE)
+        gated = False
+        for step in steps:
+            if step.status != StepState.PENDING:
+                continue
+            if not all(status[d] in STEP_DONE for d in step.depends_on):
+                continue
+            spec = plan.step(step.key)
+            if (spec.approval == "required" or step.agent == "gate") and not step.gate_passed:
+                gated = self._gate(s, run, step, spec.with_.get("message", "")) or gated
+                continue
+            if active >= plan.max_parallel:
+                continue
+            self._queue(s, step, spec.timeout_s, None, effects)
+            active += 1
+        if gated:
+            move_run(s, run, RunState.PAUSED, reason="waiting for a decision")
+
+    def _gate(self, s: Session, run: Run, step: Step, message: object) -> bool:
+        if open_checkpoints(s, run.id, step.key):
+            return True
+        prompt = str(message) or f"Step {step.key!r} needs approval before it runs."
+        open_checkpoint(s, run, step.key, "gate", prompt)
+        return True
+
+    def _queue(
+        self,
+        s: Session,
+        step: Step,
+        timeout_s: float,
+        not_before: datetime | None,
+        effects: _Effects,
+    ) -> None:
+        moved = move_step(s, step, StepState.QUEUED, queued_at=utcnow(), not_before=not_before)
+        if moved:
+            effects.jobs.append((step.run_id, step.key, step.attempts + 1, not_before, timeout_s))
+
+    def _finished(self, s: Session, run: Run, steps: list[Step], effects: _Effects) -> bool:
+        """End the run when no step can move any more; say whether it ended."""
+        if any(x.status in (StepState.PENDING, *STEP_ACTIVE) for x in steps):
+            return False
+        if open_checkpoints(s, run.id):
+            return False
+        failed = [x.key for x in steps if x.status not in STEP_DONE]
+        if failed:
+            why = f"steps did not succeed: {', '.join(failed)}"
+            self._end_run(s, run, RunState.FAILED, why, effects)
+        else:
+            self._end_run(s, run, RunState.SUCCEEDED, None, effects)
+        return True
+
+    # -- running a step --------------------------------------------------------------
+
+    def start_step(self, run_id: str, key: str, attempt: int) -> StepTicket | None:
+        """Claim ``attempt`` of a queued step; None when it is not ours to run (any more)."""
+        effects = _Effects()
+        with self.store.session() as s:
+            run = load_run(s, run_id)
+            step = load_step(s, run_id, key)
+            if run.status in RUN_TERMINAL or step.status != StepState.QUEUED:
+                return None
+            if step.attempts != attempt - 1:
+                return None
+            now = utcnow()
+            if not move_step(
+                s,
+                step,
+                StepState.RUNNING,
+                data={"attempt": attempt},
+                attempts=attempt,
+                started_at=now,
+                finished_at=None,
+                lease_until=now + self.lease,
+                error=None,
+            ):
+                return None
+            spec = PlanSpec.model_validate(run.plan).step(key)
+            try:
+                inputs = self._resolve(s, run, step)
+            except TemplateError as exc:
+                self._fail_attempt(s, run, step, StepOutcome.failed(str(exc)), effects)
+                ticket = None
+            else:
+                ticket = StepTicket(
+                    run_id=run_id,
+                    key=key,
+                    attempt=attempt,
+                    agent=step.agent,
+                    inputs=inputs,
+                    timeout_s=spec.timeout_s,
+                    workspace=Path(run.workspace) if run.workspace else None,
+                    requester=run.requester,
+                )
+        self._act(effects)
+        return ticket
+
+    def _resolve(self, s: Session, run: Run, step: Step) -> dict[str, Any]:
+        upstream = {x.key: x.outputs for x in load_steps(s, run.id)}
+        shell = SHELL_FIELDS.get(step.agent, frozenset())
+        resolved: dict[str, Any] = {}
+        for name, value in step.inputs.items():
+            quote = shlex.quote if name in shell else None
+            resolved[name] = templating.substitute(
+                value, inputs=run.inputs, steps=upstream, quote=quote
+            )
+        return resolved
+
+    def heartbeat(self, ticket: StepTicket) -> bool:
+        """Extend the attempt's lease; False when the attempt is no longer current."""
+        with self.store.session() as s:
+            result = s.execute(
+                update(Step)
+                .where(
+                    col(Step.run_id) == ticket.run_id,
+                    col(Step.key) == ticket.key,
+                    col(Step.status) == StepState.RUNNING,
+                    col(Step.attempts) == ticket.attempt,
+                    col(Step.lease_until).is_not(None),
+                )
+                .values(lease_until=utcnow() + self.lease)
+            )
+            return bool(result.rowcount)
+
+    def finish_step(self, ticket: StepTicket, outcome: StepOutcome) -> None:
+        """Record what an attempt produced, then move the run on."""
+        if outcome.log:
+            name = f"logs/{ticket.key}.{ticket.attempt}.log"
+            self.artifacts.write(ticket.run_id, name, outcome.log)
+        effects = _Effects()
+        with self.store.session() as s:
+            run = load_run(s, ticket.run_id)
+            step = load_step(s, ticket.run_id, ticket.key)
+            if step.status != StepState.RUNNING or step.attempts != ticket.attempt:
+                return  # cancelled, or claimed again after this worker was given up for lost
+            if outcome.status == "waiting":
+                self._wait_on_child(s, step, outcome)
+            elif outcome.status == "succeeded":
+                self._succeed(s, step, outcome)
+                self._advance(s, run, effects)
+            else:
+                self._fail_attempt(s, run, step, outcome, effects)
+        self._act(effects)
+
+    def _succeed(self, s: Session, step: Step, outcome: StepOutcome) -> None:
+        move_step(
+            s,
+            step,
+            StepState.SUCCEEDED,
+            data={"attempt": step.attempts, "exit_code": outcome.exit_code},
+            outputs=outcome.outputs,
+            exit_code=outcome.exit_code,
+            error=None,
+            provenance=outcome.provenance,
+            finished_at=utcnow(),
+            lease_until=None,
+        )
+
+    def _wait_on_child(self, s: Session, step: Step, outcome: StepOutcome) -> None:
+        update_step(
+            s, step, outputs=outcome.outputs, provenance=outcome.provenance, lease_until=None
+        )
+        emit(s, step.run_id, "step.waiting", step=step.key, data=dict(outcome.outputs))
+
+    def _fail_attempt(
+        self, s: Session, run: Run, step: Step, outcome: StepOutcome, effects: _Effects
+    ) -> None:
+        move_step(
+            s,
+            step,
+            StepState.FAILED,
+            data={"attempt": step.attempts, "error": outcome.error, "exit_code": outcome.exit_code},
+            outputs=outcome.outputs,
+            exit_code=outcome.exit_code,
+            error=outcome.error,
+            provenance=outcome.provenance,
+            finished_at=utcnow(),
+            lease_until=None,
+        )
+        spec = PlanSpec.model_validate(run.plan).step(step.key)
+        used = step.attempts - step.lost_attempts
+        if used < step.max_attempts:
+            delay = spec.retry.delay(used)
+            not_before = utcnow() + timedelta(seconds=delay)
+            emit(s, run.id, "step.retrying", step=step.key, data={"in_s": delay, "after": used})
+            self._queue(s, step, spec.timeout_s, not_before, effects)
+        elif run.on_failure == "fail":
+            why = f"step {step.key!r} failed: {outcome.error}"
+            self._end_run(s, run, RunState.FAILED, why, effects)
+        else:
+            prompt = f"Step {step.key!r} failed after {used} attempt(s): {outcome.error}"
+            open_checkpoint(s, run, step.key, "failure", prompt)
+            if run.status == RunState.RUNNING:
+                move_run(s, run, RunState.PAUSED, reason=f"step {step.key!r} failed")
+
+    # -- decisions -----------------------------------------------------------------
+
+    def decide(
+        self,
+        checkpoint_id: str,
+        decision: str,
+        *,
+        by: str,
+        modifications: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Apply a person's decision, once. A second decision is a DecisionError."""
+        effects = _Effects()
+        with self.store.session() as s:
+            cp = s.get(Checkpoint, checkpoint_id)
+            if cp is None:
+                raise NotFound(f"no checkpoint {checkpoint_id!r}")
+            run = load_run(s, cp.run_id)
+            check_decision(cp, run, decision)
+            if modifications:
+                modified = modify_plan(s, run, cp, modifications)
+                self._write_plan(run.id, modified, run.inputs)
+            claimed = s.execute(
+                update(Checkpoint)
+                .where(col(Checkpoint.id) == cp.id, col(Checkpoint.status) == "open")
+                .values(
+                    status="decided",
+                    decision=decision,
+                    decided_by=by,
+                    decided_at=utcnow(),
+                    modifications=dict(modifications or {}),
+                )
+            )
+            if not claimed.rowcount:
+                raise DecisionError(f"checkpoint {cp.id} was decided by someone else just now")
+            emit(
+                s,
+                run.id,
+                "checkpoint.decided",
+                step=cp.step_key,
+                data={"checkpoint": cp.id, "kind": cp.kind, "decision": decision, "by": by},
+            )
+            self._apply(s, run, cp, decision, by, effects)
+        self._act(effects)
+
+    def _apply(
+        self, s: Session, run: Run, cp: Checkpoint, decision: str, by: str, effects: _Effects
+    ) -> None:
+        if decision in ("reject", "abort"):
+            self._end_run(s, run, RunState.ABORTED, f"{decision}ed by {by}", effects)
+            return
+        if cp.kind == "plan":
+            move_run(s, run, RunState.RUNNING, reason=f"plan approved by {by}")
+            self._advance(s, run, effects)
+            return
+        if cp.step_key is None:
+            raise DecisionError(f"checkpoint {cp.id} names no step")
+        step = load_step(s, run.id, cp.step_key)
+        if decision == "skip" or (cp.kind == "failure" and decision == "continue"):
+            move_step(s, step, StepState.SKIPPED, data={"by": by}, finished_at=utcnow())
+        elif cp.kind == "gate":  # continue or approve: the step may run
+            update_step(s, step, gate_passed=True)
+        else:  # a failed step, retried with a fresh budget
+            spec = PlanSpec.model_validate(run.plan).step(step.key)
+            used = step.attempts - step.lost_attempts
+            update_step(s, step, max_attempts=used + spec.retry.max + 1)
+            self._queue(s, step, spec.timeout_s, None, effects)
+        self._resume(s, run)
+        self._advance(s, run, effects)
+
+    def _resume(self, s: Session, run: Run) -> None:
+        if run.status == RunState.PAUSED and not open_checkpoints(s, run.id):
+            move_run(s, run, RunState.RUNNING, reason="decided")
+
+    # -- cancelling ------------------------------------------------------------------
+
+    def cancel(self, run_id: str, *, by: str) -> None:
+        """Abort a run and its child runs; their running sandboxes are killed."""
+        effects = _Effects()
+        with self.store.session() as s:
+            run = load_run(s, run_id)
+            if run.status in RUN_TERMINAL:
+                raise DecisionError(f"run {run_id} has finished ({run.status}): nothing to cancel")
+            self._end_run(s, run, RunState.ABORTED, f"cancelled by {by}", effects)
+        self._act(effects)
+
+    # -- reconciling ---------------------------------------------------------------
+
+    def reconcile(self) -> Reconciled:
+        """Repair what a dead worker or a lost queue left behind (the database is the
+        truth): steps whose worker stopped renewing its lease are queued again (their
+        sandboxes killed), queued steps whose job is gone are enqueued again, finished
+        child runs complete their parent's step, and every active run is advanced."""
+        report = Reconciled()
+        with self.store.session() as s:
+            active = s.exec(
+                select(Run.id).where(col(Run.status).in_([RunState.RUNNING, RunState.PAUSED]))
+            ).all()
+        for run_id in active:
+            self._reconcile_run(run_id, report)
+        return report
+
+    def _reconcile_run(self, run_id: str, report: Reconciled) -> None:
+        effects = _Effects()
+        with self.store.session() as s:
+            run = load_run(s, run_id)
+            if run.status not in (RunState.RUNNING, RunState.PAUSED):
+                return
+            now = utcnow()
+            for step in load_steps(s, run_id):
+                if step.status == StepState.RUNNING and step.lease_until is None:
+                    self._check_child(s, run, step, report, effects)
+                elif (
+                    step.status == StepState.RUNNING and step.lease_until and step.lease_until < now
+                ):
+                    self._lose(s, run, step, effects)
+                    report.lost.append(f"{run_id}/{step.key}")
+                elif step.status == StepState.QUEUED and self._job_missing(step, now):
+                    spec = PlanSpec.model_validate(run.plan).step(step.key)
+                    due = (
+                        None
+                        if step.not_before is None or step.not_before <= now
+                        else step.not_before
+                    )
+                    effects.jobs.append((run_id, step.key, step.attempts + 1, due, spec.timeout_s))
+                    report.requeued.append(f"{run_id}/{step.key}")
+            self._advance(s, run, effects)
+        self._act(effects)
+
+    def _job_missing(self, step: Step, now: datetime) -> bool:
+        recent = step.queued_at is not None and now - step.queued_at < _ENQUEUE_GRACE
+        job = step_job_id(step.run_id, step.key, step.attempts + 1)
+        return not recent and not self.dispatcher.has_job(job)
+
+    def _lose(self, s: Session, run: Run, step: Step, effects: _Effects) -> None:
+        """A worker stopped renewing this attempt's lease: it is gone."""
+        effects.kills.append((run.id, step.key))
+        lost = step.lost_attempts + 1
+        update_step(s, step, lost_attempts=lost)
+        emit(s, run.id, "step.lost", step=step.key, data={"attempt": step.attempts, "lost": lost})
+        if lost > _LOST_LIMIT:
+            why = f"its worker was lost {lost} times"
+            self._fail_attempt(s, run, step, StepOutcome.failed(why), effects)
+            return
+        spec = PlanSpec.model_validate(run.plan).step(step.key)
+        self._queue(s, step, spec.timeout_s, None, effects)
+
+    def _check_child(
+        self, s: Session, run: Run, step: Step, report: Reconciled, effects: _Effects
+    ) -> None:
+        child = s.exec(
+            select(Run).where(col(Run.parent_run_id) == run.id, col(Run.parent_step) == step.key)
+        ).first()
+        if child is not None and child.status in RUN_TERMINAL:
+            self._complete_parent(s, child, effects)
+            report.completed.append(f"{run.id}/{step.key}")
+
+    # -- ending ----------------------------------------------------------------------
+
+    def _end_run(
+        self, s: Session, run: Run, state: RunState, error: str | None, effects: _Effects
+    ) -> None:
+        """Finish a run: stop its steps, close its checkpoints, end its children, tell
+        its parent; after commit its sandboxes are killed and its diff written."""
+        if state == RunState.SUCCEEDED:
+            try:
+                committed(run, outputs=self._run_outputs(s, run))
+            except TemplateError as exc:
+                state, error = RunState.FAILED, f"the run's outputs: {exc}"
+        steps = load_steps(s, run.id)
+        if any(x.status in STEP_ACTIVE for x in steps):
+            effects.kills.append((run.id, None))  # after commit: its sandboxes die too
+        for step in steps:
+            if step.status not in (StepState.SUCCEEDED, StepState.SKIPPED, StepState.CANCELLED):
+                if step.status == StepState.FAILED and state == RunState.FAILED:
+                    continue  # the failure stands as the record
+                move_step(s, step, StepState.CANCELLED, finished_at=utcnow(), lease_until=None)
+        for cp in open_checkpoints(s, run.id):
+            s.execute(
+                update(Checkpoint)
+                .where(col(Checkpoint.id) == cp.id)
+                .values(status="cancelled", decided_at=utcnow())
+            )
+        move_run(
+            s, run, state, reason=error, error=error, finished_at=utcnow(), outputs=run.outputs
+        )
+        if run.parent_run_id is None:
+            effects.diffs.append(run.id)
+        for child in s.exec(select(Run).where(col(Run.parent_run_id) == run.id)).all():
+            if child.status not in RUN_TERMINAL:
+                self._end_run(s, child, RunState.ABORTED, f"parent run {run.id} ended", effects)
+        if run.parent_run_id and run.parent_step:
+            self._complete_parent(s, run, effects)
+
+    def _run_outputs(self, s: Session, run: Run) -> dict[str, Any]:
+        plan = PlanSpec.model_validate(run.plan)
+        upstream = {x.key: x.outputs for x in load_steps(s, run.id)}
+        return {
+            name: templating.substitute(expr, inputs=run.inputs, steps=upstream)
+            for name, expr in plan.outputs.items()
+        }
+
+    def _complete_parent(self, s: Session, child: Run, effects: _Effects) -> None:
+        parent = s.get(Run, child.parent_run_id)
+        step = s.get(Step, (child.parent_run_id, child.parent_step))
+        if parent is None or step is None or step.status != StepState.RUNNING:
+            return
+        outputs = {
+            "run_id": child.id,
+            "status": child.status,
+            **child.outputs,
+            "steps": {x.key: x.outputs for x in load_steps(s, child.id)},
+        }
+        if child.status == RunState.SUCCEEDED:
+            self._succeed(s, step, StepOutcome(status="succeeded", outputs=outputs))
+            self._advance(s, parent, effects)
+        else:
+            failure = StepOutcome.failed(
+                f"child run {child.id} {child.status}: {child.error}", outputs=outputs
+            )
+            self._fail_attempt(s, parent, step, failure, effects)
+
+    # -- small helpers ---------------------------------------------------------------
+
+    def _act(self, effects: _Effects) -> None:
+        """After commit: enqueue, kill, diff. A failure here is repaired by the reconciler."""
+        for run_id, key, attempt, not_before, timeout_s in effects.jobs:
+            self.dispatcher.enqueue_step(
+                run_id, key, attempt, not_before=not_before, timeout_s=timeout_s
+            )
+        for run_id, step_key in effects.kills:
+            if self.killer is not None:
+                self.killer.kill(run_id, step_key)
+        for run_id in effects.diffs:
+            self._write_diff(run_id)
+
+    def _write_diff(self, run_id: str) -> None:
+        run_dir = self.artifacts.run_dir(run_id)
+        base, current = run_dir / "base", run_dir / "workspace"
+        if base.is_dir() and current.is_dir():
+            self.artifacts.write(run_id, "diff.patch", workspaces.diff(base, current))

@@ -1,0 +1,60 @@
+"""``shell``: a command with ``sh -c`` in a sandbox, in the run's workspace."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from orchestrator.kinds import ShellInputs
+from orchestrator.outcome import StepOutcome, StepTicket
+from sandbox import ExecResult, Limits, SandboxError
+from workers.agents.base import Services, digest
+
+
+class ShellAgent:
+    kind = "shell"
+
+    def run(self, ticket: StepTicket, services: Services) -> StepOutcome:
+        try:
+            inputs = ShellInputs.model_validate(ticket.inputs)
+        except ValidationError as exc:
+            return StepOutcome.failed(f"shell inputs: {exc}")
+        limits = Limits(timeout_s=ticket.timeout_s, network=inputs.network)
+        try:
+            with services.pool().acquire(
+                limits, ticket.workspace, run_id=ticket.run_id, step_id=ticket.key
+            ) as box:
+                result = box.exec(inputs.command, timeout=ticket.timeout_s)
+                name = box.name
+        except SandboxError as exc:
+            return StepOutcome.failed(f"sandbox: {exc}")
+        return _outcome(inputs, result, name)
+
+
+def _outcome(inputs: ShellInputs, result: ExecResult, sandbox_name: str) -> StepOutcome:
+    outputs = {"stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code}
+    provenance = {
+        "image_digest": result.image_digest,
+        "command": inputs.command,
+        "exit_code": result.exit_code,
+        "duration_s": round(result.duration_s, 4),
+        "timed_out": result.timed_out,
+        "oom_killed": result.oom_killed,
+        "truncated": result.truncated,
+        "sandbox": sandbox_name,
+        "input_sha256": digest(inputs.model_dump()),
+        "output_sha256": digest(outputs),
+    }
+    log = f"$ {inputs.command}\n{result.stdout}"
+    if result.stderr:
+        log += f"\n--- stderr ---\n{result.stderr}"
+    if result.ok:
+        return StepOutcome(status="succeeded", outputs=outputs, exit_code=0, log=log,
+                           provenance=provenance)
+    if result.timed_out:
+        error = "timed out"
+    elif result.oom_killed:
+        error = "killed: out of memory"
+    else:
+        error = f"exit code {result.exit_code}"
+    return StepOutcome(status="failed", outputs=outputs, exit_code=result.exit_code,
+                       error=error, log=log, provenance=provenance)
