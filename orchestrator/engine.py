@@ -10,7 +10,7 @@ finds nothing to do. The database is the truth; the queue only carries work.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from orchestrator.states import (
     StepState,
 )
 from orchestrator.transitions import (
+    StepRef,
     committed,
     load_run,
     load_step,
@@ -47,6 +48,7 @@ from orchestrator.transitions import (
     new_id,
     open_checkpoint,
     open_checkpoints,
+    snapshot,
     update_step,
 )
 
@@ -90,6 +92,7 @@ class Engine:
         self.artifacts = artifacts
         self.killer = killer
         self.lease = timedelta(seconds=lease_s)
+        self._plans: dict[tuple[str, int], PlanSpec] = {}
 
     # -- submitting ----------------------------------------------------------------
 
@@ -191,11 +194,11 @@ class Engine:
     def _advance(self, s: Session, run: Run, effects: _Effects) -> None:
         if run.status != RunState.RUNNING:
             return
-        steps = load_steps(s, run.id)
+        steps = snapshot(s, run.id)
         status = {x.key: x.status for x in steps}
         if self._finished(s, run, steps, effects):
             return
-        plan = PlanSpec.model_validate(run.plan)
+        plan = self._plan_of(run)
         active = sum(1 for x in steps if x.status in STEP_ACTIVE)
         gated = False
         for step in steps:
@@ -214,7 +217,7 @@ class Engine:
         if gated:
             move_run(s, run, RunState.PAUSED, reason="waiting for a decision")
 
-    def _gate(self, s: Session, run: Run, step: Step, message: object) -> bool:
+    def _gate(self, s: Session, run: Run, step: StepRef, message: object) -> bool:
         if open_checkpoints(s, run.id, step.key):
             return True
         prompt = str(message) or f"Step {step.key!r} needs approval before it runs."
@@ -224,7 +227,7 @@ class Engine:
     def _queue(
         self,
         s: Session,
-        step: Step,
+        step: Step | StepRef,
         timeout_s: float,
         not_before: datetime | None,
         effects: _Effects,
@@ -233,7 +236,9 @@ class Engine:
         if moved:
             effects.jobs.append((step.run_id, step.key, step.attempts + 1, not_before, timeout_s))
 
-    def _finished(self, s: Session, run: Run, steps: list[Step], effects: _Effects) -> bool:
+    def _finished(
+        self, s: Session, run: Run, steps: Sequence[Step | StepRef], effects: _Effects
+    ) -> bool:
         """End the run when no step can move any more; say whether it ended."""
         if any(x.status in (StepState.PENDING, *STEP_ACTIVE) for x in steps):
             return False
@@ -272,7 +277,7 @@ class Engine:
                 error=None,
             ):
                 return None
-            spec = PlanSpec.model_validate(run.plan).step(key)
+            spec = self._plan_of(run).step(key)
             try:
                 inputs = self._resolve(s, run, step)
             except TemplateError as exc:
@@ -293,7 +298,16 @@ class Engine:
         return ticket
 
     def _resolve(self, s: Session, run: Run, step: Step) -> dict[str, Any]:
-        upstream = {x.key: x.outputs for x in load_steps(s, run.id)}
+        """The step's inputs with ``${{ }}`` references filled in (shell fields quoted)."""
+        named = {r.name for r in templating.references(step.inputs) if r.kind == "steps"}
+        upstream: dict[str, Any] = {}
+        if named:
+            rows = s.connection().execute(
+                select(col(Step.key), col(Step.outputs)).where(
+                    col(Step.run_id) == run.id, col(Step.key).in_(named)
+                )
+            )
+            upstream = {key: outputs for key, outputs in rows}
         shell = SHELL_FIELDS.get(step.agent, frozenset())
         resolved: dict[str, Any] = {}
         for name, value in step.inputs.items():
@@ -306,7 +320,7 @@ class Engine:
     def heartbeat(self, ticket: StepTicket) -> bool:
         """Extend the attempt's lease; False when the attempt is no longer current."""
         with self.store.session() as s:
-            result = s.execute(
+            result = s.connection().execute(
                 update(Step)
                 .where(
                     col(Step.run_id) == ticket.run_id,
@@ -374,7 +388,7 @@ class Engine:
             finished_at=utcnow(),
             lease_until=None,
         )
-        spec = PlanSpec.model_validate(run.plan).step(step.key)
+        spec = self._plan_of(run).step(step.key)
         used = step.attempts - step.lost_attempts
         if used < step.max_attempts:
             delay = spec.retry.delay(used)
@@ -452,7 +466,7 @@ class Engine:
         elif cp.kind == "gate":  # continue or approve: the step may run
             update_step(s, step, gate_passed=True)
         else:  # a failed step, retried with a fresh budget
-            spec = PlanSpec.model_validate(run.plan).step(step.key)
+            spec = self._plan_of(run).step(step.key)
             used = step.attempts - step.lost_attempts
             update_step(s, step, max_attempts=used + spec.retry.max + 1)
             self._queue(s, step, spec.timeout_s, None, effects)
@@ -507,7 +521,7 @@ class Engine:
                     self._lose(s, run, step, effects)
                     report.lost.append(f"{run_id}/{step.key}")
                 elif step.status == StepState.QUEUED and self._job_missing(step, now):
-                    spec = PlanSpec.model_validate(run.plan).step(step.key)
+                    spec = self._plan_of(run).step(step.key)
                     due = (
                         None
                         if step.not_before is None or step.not_before <= now
@@ -533,7 +547,7 @@ class Engine:
             why = f"its worker was lost {lost} times"
             self._fail_attempt(s, run, step, StepOutcome.failed(why), effects)
             return
-        spec = PlanSpec.model_validate(run.plan).step(step.key)
+        spec = self._plan_of(run).step(step.key)
         self._queue(s, step, spec.timeout_s, None, effects)
 
     def _check_child(
@@ -584,7 +598,7 @@ class Engine:
             self._complete_parent(s, run, effects)
 
     def _run_outputs(self, s: Session, run: Run) -> dict[str, Any]:
-        plan = PlanSpec.model_validate(run.plan)
+        plan = self._plan_of(run)
         upstream = {x.key: x.outputs for x in load_steps(s, run.id)}
         return {
             name: templating.substitute(expr, inputs=run.inputs, steps=upstream)
@@ -612,6 +626,16 @@ class Engine:
             self._fail_attempt(s, parent, step, failure, effects)
 
     # -- small helpers ---------------------------------------------------------------
+
+    def _plan_of(self, run: Run) -> PlanSpec:
+        """The run's plan, parsed once per plan version (it is read on every transition)."""
+        key = (run.id, run.plan_version)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 512:
+                self._plans.clear()
+            plan = self._plans[key] = PlanSpec.model_validate(run.plan)
+        return plan
 
     def _act(self, effects: _Effects) -> None:
         """After commit: enqueue, kill, diff. A failure here is repaired by the reconciler."""

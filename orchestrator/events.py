@@ -1,18 +1,24 @@
 """Recording events: one per state change, in the same transaction, ordered per run.
 
-The per-run sequence number comes from ``runs.event_seq``, bumped by the same
-transaction that records the event: on SQLite the transaction holds the write lock, on
-PostgreSQL the row lock, so two writers never take the same number.
+``emit`` buffers the event on the session; just before the transaction commits, the
+buffered events of each run get consecutive sequence numbers from ``runs.event_seq``
+(one ``UPDATE … RETURNING`` per run) and are inserted in one statement. The update
+holds SQLite's write lock (PostgreSQL's row lock) until commit, so two writers never
+take the same numbers, and the events commit with the changes they describe, or not
+at all.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, insert, update
 from sqlmodel import Session, col
 
 from orchestrator.models import Event, Run, utcnow
+
+_BUFFER = "firstmate.events"
 
 
 def emit(
@@ -22,13 +28,49 @@ def emit(
     *,
     step: str | None = None,
     data: dict[str, Any] | None = None,
-) -> int:
-    """Append one event to the run's history; return its sequence number."""
-    seq = session.execute(
-        update(Run)
-        .where(col(Run.id) == run_id)
-        .values(event_seq=col(Run.event_seq) + 1, updated_at=utcnow())
-        .returning(col(Run.event_seq))
-    ).scalar_one()
-    session.add(Event(run_id=run_id, seq=seq, type=type_, step_key=step, data=data or {}))
-    return int(seq)
+) -> None:
+    """Append one event to the run's history, written when the transaction commits."""
+    buffered = session.info.setdefault(_BUFFER, [])
+    buffered.append((run_id, type_, step, data or {}, utcnow()))
+
+
+def flush_events(session: Session) -> None:
+    """Write the buffered events (called before every commit; safe to call any time)."""
+    buffered = session.info.pop(_BUFFER, None)
+    if not buffered:
+        return
+    by_run: dict[str, list[tuple[str, str, str | None, dict[str, Any], Any]]] = defaultdict(list)
+    for item in buffered:
+        by_run[item[0]].append(item)
+    connection = session.connection()
+    rows = []
+    for run_id, items in by_run.items():
+        last = connection.execute(
+            update(Run)
+            .where(col(Run.id) == run_id)
+            .values(event_seq=col(Run.event_seq) + len(items), updated_at=utcnow())
+            .returning(col(Run.event_seq))
+        ).scalar_one()
+        first = int(last) - len(items) + 1
+        rows += [
+            {
+                "run_id": run_id,
+                "seq": first + i,
+                "type": type_,
+                "step_key": step,
+                "data": data,
+                "created_at": at,
+            }
+            for i, (_, type_, step, data, at) in enumerate(items)
+        ]
+    connection.execute(insert(Event), rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    flush_events(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_BUFFER, None)

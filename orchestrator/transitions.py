@@ -1,12 +1,19 @@
 """The primitives every state change goes through: conditional updates that record an
-event, checked against the state tables. Only the engine (and its decisions) call them."""
+event, checked against the state tables. Only the engine (and its decisions) call them.
+
+They run as Core statements on the session's connection: the ORM's bulk-update
+machinery costs more than the statement itself on this hot path (one step is three
+transitions), and objects are kept in step with ``committed``."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
+from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -23,8 +30,40 @@ def new_id() -> str:
 
 def committed(obj: object, **values: Any) -> None:
     """Reflect values a Core UPDATE already wrote, without marking the object dirty."""
+    mapped = hasattr(obj, "_sa_instance_state")
     for name, value in values.items():
-        set_committed_value(obj, name, value)
+        if mapped:
+            set_committed_value(obj, name, value)
+        else:
+            setattr(obj, name, value)
+
+
+@dataclass
+class StepRef:
+    """The columns scheduling needs, read without building ORM objects (hot path)."""
+
+    run_id: str
+    key: str
+    status: str
+    agent: str
+    attempts: int
+    depends_on: list[str]
+    gate_passed: bool
+
+
+def snapshot(s: Session, run_id: str) -> list[StepRef]:
+    """The run's steps in plan order, as light rows."""
+    table = Step.__table__  # type: ignore[attr-defined]
+    columns = ("key", "status", "agent", "attempts", "depends_on", "gate_passed")
+    rows = s.connection().execute(
+        sa_select(*(table.c[name] for name in columns))
+        .where(table.c.run_id == run_id)
+        .order_by(table.c.position)
+    )
+    return [
+        StepRef(run_id, key, status, agent, attempts, list(deps or []), bool(gate))
+        for key, status, agent, attempts, deps, gate in rows
+    ]
 
 
 def move_run(
@@ -32,12 +71,12 @@ def move_run(
 ) -> None:
     current = RunState(run.status)
     ensure_run_transition(current, to)
-    changed = s.execute(
+    changed = s.connection().execute(
         update(Run)
         .where(col(Run.id) == run.id, col(Run.status) == current)
         .values(status=to, **values)
     )
-    if not changed.rowcount:  # type: ignore[attr-defined]
+    if not changed.rowcount:
         raise DecisionError(f"run {run.id} changed underneath: try again")
     committed(run, status=to, **values)
     data: dict[str, Any] = {"from": current.value}
@@ -48,7 +87,7 @@ def move_run(
 
 def move_step(
     s: Session,
-    step: Step,
+    step: Step | StepRef,
     to: StepState,
     *,
     data: dict[str, Any] | None = None,
@@ -56,14 +95,14 @@ def move_step(
 ) -> bool:
     current = StepState(step.status)
     ensure_step_transition(current, to)
-    changed = s.execute(
+    changed = s.connection().execute(
         update(Step)
         .where(
             col(Step.run_id) == step.run_id, col(Step.key) == step.key, col(Step.status) == current
         )
         .values(status=to, **values)
     )
-    if not changed.rowcount:  # type: ignore[attr-defined]
+    if not changed.rowcount:
         return False
     committed(step, status=to, **values)
     emit(
@@ -77,7 +116,7 @@ def move_step(
 
 
 def update_step(s: Session, step: Step, **values: Any) -> None:
-    s.execute(
+    s.connection().execute(
         update(Step)
         .where(col(Step.run_id) == step.run_id, col(Step.key) == step.key)
         .values(**values)
@@ -120,7 +159,14 @@ def open_checkpoints(s: Session, run_id: str, step_key: str | None = None) -> li
 def load_run(s: Session, run_id: str) -> Run:
     # FOR UPDATE: on PostgreSQL, transactions on one run take turns (SQLite's
     # BEGIN IMMEDIATE already serialises every writer).
-    run = s.get(Run, run_id, populate_existing=True, with_for_update=True)
+    # The plan column is deferred: the engine keeps parsed plans per version.
+    run = s.get(
+        Run,
+        run_id,
+        populate_existing=True,
+        with_for_update=True,
+        options=[defer(Run.plan)],  # type: ignore[arg-type]
+    )
     if run is None:
         raise NotFound(f"no run {run_id!r}")
     return run

@@ -2,7 +2,7 @@
 
 Jobs are plain importable functions that take ids (``workers.jobs``); the job id of a
 step attempt is deterministic, so enqueueing it twice runs it at most once (the
-second start finds the step claimed). Results are not kept (the database has them);
+second start finds the step claimed). Results expire after a minute (the database has them);
 failed jobs are kept a day, not RQ's default year. JSON, not pickle.
 """
 
@@ -21,7 +21,7 @@ from orchestrator.ports import step_job_id
 
 PLAN, STEPS, NOTIFY = "plan", "steps", "notify"
 QUEUES = (PLAN, STEPS, NOTIFY)
-RESULT_TTL_S = 0
+RESULT_TTL_S = 60  # short: deleting a finished job costs more than expiring it
 FAILURE_TTL_S = 24 * 3600
 # RQ kills a job that outlives its step's timeout by this much: the sandbox has
 # already been killed by then, so this only catches a stuck worker.
@@ -60,13 +60,26 @@ class RQDispatcher:
         description = f"run {run_id} step {key} attempt {attempt}"
         if not_before is not None and not_before > datetime.now(UTC):
             self._steps.enqueue_at(
-                not_before, RUN_STEP, run_id, key, attempt, job_id=job_id, job_timeout=timeout,
-                result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S, description=description,
+                not_before,
+                RUN_STEP,
+                run_id,
+                key,
+                attempt,
+                job_id=job_id,
+                job_timeout=timeout,
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+                description=description,
             )
         else:
             self._steps.enqueue_call(
-                RUN_STEP, args=(run_id, key, attempt), job_id=job_id, timeout=timeout,
-                result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S, description=description,
+                RUN_STEP,
+                args=(run_id, key, attempt),
+                job_id=job_id,
+                timeout=timeout,
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+                description=description,
             )
 
     def has_job(self, job_id: str) -> bool:

@@ -57,7 +57,10 @@ def build(settings: Settings | None = None) -> Runtime:
     store = Store(settings.db_url)
     connection = connect(settings.redis_url)
     engine = Engine(
-        store, RQDispatcher(connection), artifacts, killer=DockerKiller(),
+        store,
+        RQDispatcher(connection),
+        artifacts,
+        killer=DockerKiller(),
         lease_s=settings.lease_s,
     )
     return Runtime(settings, store, connection, engine, Catalog(settings.playbooks))

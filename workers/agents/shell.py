@@ -48,13 +48,20 @@ def _outcome(inputs: ShellInputs, result: ExecResult, sandbox_name: str) -> Step
     if result.stderr:
         log += f"\n--- stderr ---\n{result.stderr}"
     if result.ok:
-        return StepOutcome(status="succeeded", outputs=outputs, exit_code=0, log=log,
-                           provenance=provenance)
+        return StepOutcome(
+            status="succeeded", outputs=outputs, exit_code=0, log=log, provenance=provenance
+        )
     if result.timed_out:
         error = "timed out"
     elif result.oom_killed:
         error = "killed: out of memory"
     else:
         error = f"exit code {result.exit_code}"
-    return StepOutcome(status="failed", outputs=outputs, exit_code=result.exit_code,
-                       error=error, log=log, provenance=provenance)
+    return StepOutcome(
+        status="failed",
+        outputs=outputs,
+        exit_code=result.exit_code,
+        error=error,
+        log=log,
+        provenance=provenance,
+    )

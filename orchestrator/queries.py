@@ -1,0 +1,179 @@
+"""Reading runs back: typed reports for the CLI and the API (no state changes here).
+
+Shapes follow ``../shared/CONTRACTS.md`` (``firstmate run --json``, ``runs list --json``,
+``runs show --json``); times are ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from orchestrator.errors import NotFound
+from orchestrator.models import Checkpoint, Event, Run, Step
+from orchestrator.store import Store
+
+
+class StepReport(BaseModel):
+    id: str
+    agent: str
+    status: str
+    attempts: int
+    exit_code: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    outputs: dict[str, Any]
+    error: str | None
+    provenance: dict[str, Any]
+
+
+class CheckpointReport(BaseModel):
+    id: str
+    kind: str
+    step: str | None
+    status: str
+    prompt: str
+    decision: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+
+
+class EventReport(BaseModel):
+    seq: int
+    type: str
+    step: str | None
+    data: dict[str, Any]
+    at: datetime
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    status: str
+    source: str
+    playbook: str | None
+    created_at: datetime
+
+
+class RunReport(BaseModel):
+    run_id: str
+    status: str
+    source: str
+    playbook: str | None
+    parent_run_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    outputs: dict[str, Any]
+    steps: list[StepReport]
+    checkpoints: list[CheckpointReport] | None = None
+    events: list[EventReport] | None = None
+
+
+def list_runs(store: Store, *, limit: int = 100) -> list[RunSummary]:
+    """The newest runs first."""
+    with store.session() as s:
+        rows = s.exec(select(Run).order_by(col(Run.created_at).desc()).limit(limit)).all()
+        return [
+            RunSummary(
+                run_id=r.id,
+                status=r.status,
+                source=r.source,
+                playbook=r.playbook,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+
+def run_report(store: Store, run_id: str, *, detail: bool = False) -> RunReport:
+    """One run with its steps; with ``detail``, its checkpoints and events too."""
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}: `firstmate runs list` shows the runs")
+        steps = s.exec(
+            select(Step).where(col(Step.run_id) == run_id).order_by(col(Step.position))
+        ).all()
+        report = RunReport(
+            run_id=run.id,
+            status=run.status,
+            source=run.source,
+            playbook=run.playbook,
+            parent_run_id=run.parent_run_id,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+            error=run.error,
+            outputs=run.outputs,
+            steps=[_step(x) for x in steps],
+        )
+        if detail:
+            report.checkpoints = [_checkpoint(c) for c in _checkpoints(s, run_id)]
+            report.events = [
+                _event(e)
+                for e in s.exec(
+                    select(Event).where(col(Event.run_id) == run_id).order_by(col(Event.seq))
+                )
+            ]
+        return report
+
+
+def open_checkpoints(store: Store, run_id: str) -> list[CheckpointReport]:
+    with store.session() as s:
+        return [_checkpoint(c) for c in _checkpoints(s, run_id) if c.status == "open"]
+
+
+def events_after(store: Store, run_id: str, seq: int) -> list[EventReport]:
+    """The run's events with a sequence number above ``seq``, in order."""
+    with store.session() as s:
+        query = (
+            select(Event)
+            .where(col(Event.run_id) == run_id, col(Event.seq) > seq)
+            .order_by(col(Event.seq))
+        )
+        return [_event(e) for e in s.exec(query)]
+
+
+def _checkpoints(s: Any, run_id: str) -> list[Checkpoint]:
+    query = (
+        select(Checkpoint)
+        .where(col(Checkpoint.run_id) == run_id)
+        .order_by(col(Checkpoint.created_at))
+    )
+    return list(s.exec(query).all())
+
+
+def _step(x: Step) -> StepReport:
+    return StepReport(
+        id=x.key,
+        agent=x.agent,
+        status=x.status,
+        attempts=x.attempts,
+        exit_code=x.exit_code,
+        started_at=x.started_at,
+        finished_at=x.finished_at,
+        outputs=x.outputs,
+        error=x.error,
+        provenance=x.provenance,
+    )
+
+
+def _checkpoint(c: Checkpoint) -> CheckpointReport:
+    return CheckpointReport(
+        id=c.id,
+        kind=c.kind,
+        step=c.step_key,
+        status=c.status,
+        prompt=c.prompt,
+        decision=c.decision,
+        decided_by=c.decided_by,
+        decided_at=c.decided_at,
+        created_at=c.created_at,
+    )
+
+
+def _event(e: Event) -> EventReport:
+    return EventReport(seq=e.seq, type=e.type, step=e.step_key, data=e.data, at=e.created_at)

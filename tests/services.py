@@ -1,0 +1,90 @@
+"""Real services for integration tests: a throwaway redis-server, worker processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A redis-server of our own on a free loopback port; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="fm-redis-") as tmp:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", tmp],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            _wait_for(url, proc)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise RuntimeError("redis-server exited at start")
+        try:
+            redis.Redis.from_url(url).ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not answer")
+
+
+class Workers:
+    """Worker processes (``python -m workers``) with a given environment."""
+
+    def __init__(self, env: Mapping[str, str], logs: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, n: int = 1) -> list[subprocess.Popen[bytes]]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        started = []
+        for _ in range(n):
+            with (self.logs / f"worker-{len(self.procs)}.log").open("ab") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "workers"], env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT)
+            self.procs.append(proc)
+            started.append(proc)
+        return started
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def output(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
