@@ -9,10 +9,13 @@ finds nothing to do. The database is the truth; the queue only carries work.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +55,20 @@ from orchestrator.transitions import (
     update_step,
 )
 
+log = logging.getLogger(__name__)
 _LOST_LIMIT = 3  # a step whose worker was lost more often than this fails
 # A step queued this recently may not have its job in Redis yet: leave it alone.
 _ENQUEUE_GRACE = timedelta(seconds=5)
+
+
+def child_run_id(run_id: str, key: str, attempt: int) -> str:
+    """The id of the child run that one attempt of a ``playbook`` step starts."""
+    return hashlib.sha256(f"{run_id}:{key}:{attempt}".encode()).hexdigest()[:12]
+
+
+def attempt_label(key: str, attempt: int) -> str:
+    """What the sandboxes of one attempt are named by (so a kill hits that attempt only)."""
+    return f"{key}.{attempt}"
 
 
 @dataclass
@@ -73,6 +87,8 @@ class _Effects:
     jobs: list[tuple[str, str, int, datetime | None, float]] = field(default_factory=list)
     kills: list[tuple[str, str | None]] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
+    plans: list[tuple[str, PlanSpec, Mapping[str, object]]] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)  # child runs whose parent step to complete
 
 
 class Engine:
@@ -124,9 +140,10 @@ class Engine:
             if s.get(Run, run_id) is not None:
                 return run_id
         ws = workspace or workspaces.prepare(self.artifacts.run_dir(run_id), repo)
-        self._write_plan(run_id, plan, resolved)
-        effects = _Effects()
+        effects = _Effects(plans=[(run_id, plan, resolved)])
         with self.store.session() as s:
+            if parent is not None:
+                self._check_parent(s, parent, run_id)
             run = Run(
                 id=run_id,
                 status=RunState.RECEIVED,
@@ -149,6 +166,19 @@ class Engine:
             self._plan(s, run, plan, approve_plan, effects)
         self._act(effects)
         return run_id
+
+    def _check_parent(self, s: Session, parent: tuple[str, str], run_id: str) -> None:
+        """A child run starts only for the current attempt of a running parent step.
+
+        The parent run is locked first: the order every transaction takes (parent, then
+        child), so cancelling a parent and finishing a child cannot deadlock."""
+        parent_run = load_run(s, parent[0])
+        step = load_step(s, *parent)
+        current = child_run_id(parent[0], parent[1], step.attempts)
+        if parent_run.status in RUN_TERMINAL or step.status != StepState.RUNNING:
+            raise DecisionError(f"step {parent[1]!r} of run {parent[0]} is not running any more")
+        if run_id != current:
+            raise DecisionError(f"{run_id} is not the child of the current attempt ({current})")
 
     def _plan(self, s: Session, run: Run, plan: PlanSpec, approve: bool, effects: _Effects) -> None:
         move_run(s, run, RunState.PLANNING)
@@ -374,7 +404,14 @@ class Engine:
         emit(s, step.run_id, "step.waiting", step=step.key, data=dict(outcome.outputs))
 
     def _fail_attempt(
-        self, s: Session, run: Run, step: Step, outcome: StepOutcome, effects: _Effects
+        self,
+        s: Session,
+        run: Run,
+        step: Step,
+        outcome: StepOutcome,
+        effects: _Effects,
+        *,
+        retry: bool = True,
     ) -> None:
         move_step(
             s,
@@ -390,7 +427,7 @@ class Engine:
         )
         spec = self._plan_of(run).step(step.key)
         used = step.attempts - step.lost_attempts
-        if used < step.max_attempts:
+        if retry and used < step.max_attempts:
             delay = spec.retry.delay(used)
             not_before = utcnow() + timedelta(seconds=delay)
             emit(s, run.id, "step.retrying", step=step.key, data={"in_s": delay, "after": used})
@@ -424,7 +461,7 @@ class Engine:
             check_decision(cp, run, decision)
             if modifications:
                 modified = modify_plan(s, run, cp, modifications)
-                self._write_plan(run.id, modified, run.inputs)
+                effects.plans.append((run.id, modified, run.inputs))
             claimed = s.execute(
                 update(Checkpoint)
                 .where(col(Checkpoint.id) == cp.id, col(Checkpoint.status) == "open")
@@ -511,53 +548,84 @@ class Engine:
             run = load_run(s, run_id)
             if run.status not in (RunState.RUNNING, RunState.PAUSED):
                 return
-            now = utcnow()
-            for step in load_steps(s, run_id):
-                if step.status == StepState.RUNNING and step.lease_until is None:
-                    self._check_child(s, run, step, report, effects)
-                elif (
-                    step.status == StepState.RUNNING and step.lease_until and step.lease_until < now
-                ):
-                    self._lose(s, run, step, effects)
-                    report.lost.append(f"{run_id}/{step.key}")
-                elif step.status == StepState.QUEUED and self._job_missing(step, now):
-                    spec = self._plan_of(run).step(step.key)
-                    due = (
-                        None
-                        if step.not_before is None or step.not_before <= now
-                        else step.not_before
-                    )
-                    effects.jobs.append((run_id, step.key, step.attempts + 1, due, spec.timeout_s))
-                    report.requeued.append(f"{run_id}/{step.key}")
-            self._advance(s, run, effects)
+            if self._orphaned(s, run, effects):
+                report.lost.append(run_id)
+            else:
+                self._repair_steps(s, run, report, effects)
+                self._advance(s, run, effects)
         self._act(effects)
+
+    def _repair_steps(self, s: Session, run: Run, report: Reconciled, effects: _Effects) -> None:
+        now = utcnow()
+        for step in load_steps(s, run.id):
+            name = f"{run.id}/{step.key}"
+            if step.status == StepState.RUNNING and step.lease_until is None:
+                self._check_child(s, run, step, report, effects)
+            elif step.status == StepState.RUNNING and step.lease_until and step.lease_until < now:
+                if self._lose(s, run, step, now, effects):
+                    report.lost.append(name)
+            elif step.status == StepState.QUEUED and self._job_missing(step, now):
+                spec = self._plan_of(run).step(step.key)
+                due = step.not_before if step.not_before and step.not_before > now else None
+                effects.jobs.append((run.id, step.key, step.attempts + 1, due, spec.timeout_s))
+                report.requeued.append(name)
+
+    def _orphaned(self, s: Session, run: Run, effects: _Effects) -> bool:
+        """A child run whose parent has ended is aborted."""
+        parent = s.get(Run, run.parent_run_id) if run.parent_run_id else None
+        if parent is None or parent.status not in RUN_TERMINAL:
+            return False
+        self._end_run(s, run, RunState.ABORTED, f"parent run {parent.id} ended", effects)
+        return True
 
     def _job_missing(self, step: Step, now: datetime) -> bool:
         recent = step.queued_at is not None and now - step.queued_at < _ENQUEUE_GRACE
         job = step_job_id(step.run_id, step.key, step.attempts + 1)
         return not recent and not self.dispatcher.has_job(job)
 
-    def _lose(self, s: Session, run: Run, step: Step, effects: _Effects) -> None:
-        """A worker stopped renewing this attempt's lease: it is gone."""
-        effects.kills.append((run.id, step.key))
+    def _lose(self, s: Session, run: Run, step: Step, now: datetime, effects: _Effects) -> bool:
+        """A worker stopped renewing this attempt's lease: it is gone. False when the
+        lease was renewed after all (the worker is alive)."""
         lost = step.lost_attempts + 1
-        update_step(s, step, lost_attempts=lost)
+        claimed = s.connection().execute(
+            update(Step)
+            .where(
+                col(Step.run_id) == run.id,
+                col(Step.key) == step.key,
+                col(Step.status) == StepState.RUNNING,
+                col(Step.attempts) == step.attempts,
+                col(Step.lease_until) < now,
+            )
+            .values(lost_attempts=lost)
+        )
+        if not claimed.rowcount:
+            return False
+        committed(step, lost_attempts=lost)
+        effects.kills.append((run.id, attempt_label(step.key, step.attempts)))
         emit(s, run.id, "step.lost", step=step.key, data={"attempt": step.attempts, "lost": lost})
+        for child in self._children(s, run.id, step.key):
+            self._end_run(s, child, RunState.ABORTED, "its parent's attempt was lost", effects)
         if lost > _LOST_LIMIT:
             why = f"its worker was lost {lost} times"
-            self._fail_attempt(s, run, step, StepOutcome.failed(why), effects)
-            return
+            self._fail_attempt(s, run, step, StepOutcome.failed(why), effects, retry=False)
+            return True
         spec = self._plan_of(run).step(step.key)
         self._queue(s, step, spec.timeout_s, None, effects)
+        return True
+
+    def _children(self, s: Session, run_id: str, key: str | None = None) -> list[Run]:
+        """The unfinished child runs of a run (or of one of its steps)."""
+        query = select(Run).where(col(Run.parent_run_id) == run_id)
+        if key is not None:
+            query = query.where(col(Run.parent_step) == key)
+        return [r for r in s.exec(query).all() if r.status not in RUN_TERMINAL]
 
     def _check_child(
         self, s: Session, run: Run, step: Step, report: Reconciled, effects: _Effects
     ) -> None:
-        child = s.exec(
-            select(Run).where(col(Run.parent_run_id) == run.id, col(Run.parent_step) == step.key)
-        ).first()
+        child = s.get(Run, child_run_id(run.id, step.key, step.attempts))
         if child is not None and child.status in RUN_TERMINAL:
-            self._complete_parent(s, child, effects)
+            self._apply_child(s, run, step, child, effects)
             report.completed.append(f"{run.id}/{step.key}")
 
     # -- ending ----------------------------------------------------------------------
@@ -595,7 +663,7 @@ class Engine:
             if child.status not in RUN_TERMINAL:
                 self._end_run(s, child, RunState.ABORTED, f"parent run {run.id} ended", effects)
         if run.parent_run_id and run.parent_step:
-            self._complete_parent(s, run, effects)
+            effects.parents.append(run.id)  # in its own transaction: parent locks come first
 
     def _run_outputs(self, s: Session, run: Run) -> dict[str, Any]:
         plan = self._plan_of(run)
@@ -605,24 +673,39 @@ class Engine:
             for name, expr in plan.outputs.items()
         }
 
-    def _complete_parent(self, s: Session, child: Run, effects: _Effects) -> None:
-        parent = s.get(Run, child.parent_run_id)
-        step = s.get(Step, (child.parent_run_id, child.parent_step))
-        if parent is None or step is None or step.status != StepState.RUNNING:
+    def _complete_parent(self, child_id: str) -> None:
+        """A child run ended: complete its parent's step (if it is still waiting on it)."""
+        effects = _Effects()
+        with self.store.session() as s:
+            child = s.get(Run, child_id)
+            if child is None or child.parent_run_id is None or child.parent_step is None:
+                return
+            parent = load_run(s, child.parent_run_id)
+            step = load_step(s, child.parent_run_id, child.parent_step)
+            self._apply_child(s, parent, step, child, effects)
+        self._act(effects)
+
+    def _apply_child(
+        self, s: Session, parent: Run, step: Step, child: Run, effects: _Effects
+    ) -> None:
+        if step.status != StepState.RUNNING or parent.status in RUN_TERMINAL:
             return
-        outputs = {
+        if child.id != child_run_id(parent.id, step.key, step.attempts):
+            return  # the child of an earlier attempt: not this attempt's result
+        outputs = {  # the child's own outputs, then the names the engine owns
+            **child.outputs,
             "run_id": child.id,
             "status": child.status,
-            **child.outputs,
             "steps": {x.key: x.outputs for x in load_steps(s, child.id)},
         }
+        provenance = {**step.provenance, "child_status": child.status}
         if child.status == RunState.SUCCEEDED:
-            self._succeed(s, step, StepOutcome(status="succeeded", outputs=outputs))
+            done = StepOutcome(status="succeeded", outputs=outputs, provenance=provenance)
+            self._succeed(s, step, done)
             self._advance(s, parent, effects)
         else:
-            failure = StepOutcome.failed(
-                f"child run {child.id} {child.status}: {child.error}", outputs=outputs
-            )
+            why = f"child run {child.id} {child.status}: {child.error}"
+            failure = StepOutcome.failed(why, outputs=outputs, provenance=provenance)
             self._fail_attempt(s, parent, step, failure, effects)
 
     # -- small helpers ---------------------------------------------------------------
@@ -638,16 +721,34 @@ class Engine:
         return plan
 
     def _act(self, effects: _Effects) -> None:
-        """After commit: enqueue, kill, diff. A failure here is repaired by the reconciler."""
-        for run_id, key, attempt, not_before, timeout_s in effects.jobs:
-            self.dispatcher.enqueue_step(
-                run_id, key, attempt, not_before=not_before, timeout_s=timeout_s
+        """After commit: kill, enqueue, write, tell parents. Each action stands alone: one
+        that fails is logged, and the reconciler repairs what it left undone."""
+        for what, action in self._actions(effects):
+            try:
+                action()
+            except Exception:
+                log.exception("after commit: %s failed (the reconciler repairs it)", what)
+
+    def _actions(self, effects: _Effects) -> list[tuple[str, Callable[[], object]]]:
+        # Kills come first: a requeued attempt must not lose its new sandbox to the kill
+        # meant for the attempt before it.
+        killer = self.killer
+        actions: list[tuple[str, Callable[[], object]]] = []
+        if killer is not None:
+            actions += [(f"kill {r}/{k}", partial(killer.kill, r, k)) for r, k in effects.kills]
+        actions += [
+            (
+                f"enqueue {r}/{k}",
+                partial(self.dispatcher.enqueue_step, r, k, a, not_before=nb, timeout_s=t),
             )
-        for run_id, step_key in effects.kills:
-            if self.killer is not None:
-                self.killer.kill(run_id, step_key)
-        for run_id in effects.diffs:
-            self._write_diff(run_id)
+            for r, k, a, nb, t in effects.jobs
+        ]
+        actions += [
+            (f"plan of {r}", partial(self._write_plan, r, p, i)) for r, p, i in effects.plans
+        ]
+        actions += [(f"diff of {r}", partial(self._write_diff, r)) for r in effects.diffs]
+        actions += [(f"parent of {c}", partial(self._complete_parent, c)) for c in effects.parents]
+        return actions
 
     def _write_diff(self, run_id: str) -> None:
         run_dir = self.artifacts.run_dir(run_id)

@@ -32,6 +32,7 @@ class StepReport(BaseModel):
 
 class CheckpointReport(BaseModel):
     id: str
+    run_id: str
     kind: str
     step: str | None
     status: str
@@ -126,6 +127,18 @@ def open_checkpoints(store: Store, run_id: str) -> list[CheckpointReport]:
         return [_checkpoint(c) for c in _checkpoints(s, run_id) if c.status == "open"]
 
 
+def open_checkpoints_in_tree(store: Store, run_id: str) -> list[CheckpointReport]:
+    """Open checkpoints of the run and of its child runs, however deep."""
+    found: list[CheckpointReport] = []
+    todo = [run_id]
+    with store.session() as s:
+        while todo:
+            current = todo.pop()
+            found += [_checkpoint(c) for c in _checkpoints(s, current) if c.status == "open"]
+            todo += list(s.exec(select(Run.id).where(col(Run.parent_run_id) == current)).all())
+    return found
+
+
 def events_after(store: Store, run_id: str, seq: int) -> list[EventReport]:
     """The run's events with a sequence number above ``seq``, in order."""
     with store.session() as s:
@@ -164,6 +177,7 @@ def _step(x: Step) -> StepReport:
 def _checkpoint(c: Checkpoint) -> CheckpointReport:
     return CheckpointReport(
         id=c.id,
+        run_id=c.run_id,
         kind=c.kind,
         step=c.step_key,
         status=c.status,

@@ -36,3 +36,15 @@ def docker_client() -> docker.DockerClient:
 def pool(docker_client: docker.DockerClient) -> Iterator[SandboxPool]:
     with SandboxPool(IMAGE, size=2, client=docker_client) as p:
         yield p
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A redis-server of the test session's own, on a free loopback port."""
+    from tests.services import redis_server
+
+    try:
+        with redis_server() as url:
+            yield url
+    except FileNotFoundError as exc:
+        unavailable(str(exc))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, attempt_label
 from orchestrator.outcome import StepOutcome, StepTicket
 from workers import runtime
 from workers.agents import AGENTS
@@ -59,6 +59,14 @@ class _Heartbeat:
         while not self._stop.wait(self._every):
             try:
                 if not self._engine.heartbeat(self._ticket):
-                    return  # cancelled or given up for lost: the engine ignores our result
+                    self._give_up()
+                    return
             except Exception:  # a database hiccup: try again at the next beat
                 log.exception("lease renewal failed for %s", self._ticket.key)
+
+    def _give_up(self) -> None:
+        """Cancelled, or given up for lost: the engine ignores this attempt's result, so
+        stop its sandbox now rather than let the command run to its timeout."""
+        killer = self._engine.killer
+        if killer is not None:
+            killer.kill(self._ticket.run_id, attempt_label(self._ticket.key, self._ticket.attempt))

@@ -192,23 +192,23 @@ def follow(rt: Runtime, run_id: str, display: Display, *, yes: bool) -> str:
         display.update(report)
         if report.status in RUN_TERMINAL:
             return report.status
-        for checkpoint in queries.open_checkpoints(rt.store, run_id):
+        for checkpoint in queries.open_checkpoints_in_tree(rt.store, run_id):
             if checkpoint.id in answered:
                 continue
             answered.add(checkpoint.id)
-            _answer(rt, run_id, checkpoint, display, yes=yes)
+            _answer(rt, checkpoint, display, yes=yes)
         time.sleep(0.05)
 
 
 def _answer(
-    rt: Runtime, run_id: str, checkpoint: queries.CheckpointReport, display: Display, *, yes: bool
+    rt: Runtime, checkpoint: queries.CheckpointReport, display: Display, *, yes: bool
 ) -> None:
     user = getpass.getuser()
     if yes and checkpoint.kind in _AUTO:
         decision, by = _AUTO[checkpoint.kind], f"{user} (--yes)"
     else:
         try:
-            plan = rt.engine.artifacts.read_text(run_id, "plan.md")
+            plan = rt.engine.artifacts.read_text(checkpoint.run_id, "plan.md")
             decision, by = display.ask(checkpoint, plan), user
         except click.Abort:  # no answer (end of input): stop rather than wait forever
             decision, by = (

@@ -52,6 +52,21 @@ def show_command(run_id: str, as_json: bool) -> None:
     click.echo(plan)
 
 
+@runs_group.command("artifact")
+@click.argument("run_id")
+@click.argument("name", required=False)
+def artifact_command(run_id: str, name: str | None) -> None:
+    """List a run's artifacts, or print one (decrypted when FIRSTMATE_ENCRYPTION_KEY is set)."""
+    with failures():
+        artifacts = build_runtime().engine.artifacts
+        if name is None:
+            for item in artifacts.list(run_id):
+                click.echo(item)
+            return
+        data = artifacts.read(run_id, name)
+    click.echo(data.decode("utf-8", "replace"), nl=False)
+
+
 def render(report: RunReport) -> str:
     """A run as readable text."""
     lines = [f"run {report.run_id}: {report.status} ({report.playbook or 'plan'})"]

@@ -36,8 +36,9 @@ class Harness:
         self.store = Store(f"sqlite:///{tmp_path / 'fm.db'}")
         self.dispatcher = MemoryDispatcher()
         self.killer = MemoryKiller()
-        self.engine = Engine(self.store, self.dispatcher, ArtifactStore(tmp_path / "runs"),
-                             killer=self.killer)
+        self.engine = Engine(
+            self.store, self.dispatcher, ArtifactStore(tmp_path / "runs"), killer=self.killer
+        )
         self.started: list[str] = []
 
     def plan(self, document: dict[str, Any]) -> PlanSpec:
@@ -66,8 +67,9 @@ class Harness:
 
     def checkpoints(self, run_id: str, status: str = "open") -> list[Checkpoint]:
         with self.store.session() as s:
-            query = select(Checkpoint).where(Checkpoint.run_id == run_id,
-                                             Checkpoint.status == status)
+            query = select(Checkpoint).where(
+                Checkpoint.run_id == run_id, Checkpoint.status == status
+            )
             return list(s.exec(query))
 
     def events(self, run_id: str) -> list[Event]:
@@ -87,10 +89,19 @@ DIAMOND = {
     "inputs": {"word": {"default": "hi"}},
     "steps": [
         {"id": "a", "agent": "echo", "with": {"said": "${{ inputs.word }}"}},
-        {"id": "b", "agent": "echo", "depends_on": ["a"], "with": {"v": "${{ steps.a.outputs.said }}!"}},
+        {
+            "id": "b",
+            "agent": "echo",
+            "depends_on": ["a"],
+            "with": {"v": "${{ steps.a.outputs.said }}!"},
+        },
         {"id": "c", "agent": "echo", "depends_on": ["a"], "with": {"v": "c"}},
-        {"id": "d", "agent": "echo", "depends_on": ["b", "c"],
-         "with": {"both": "${{ steps.b.outputs.v }} ${{ steps.c.outputs.v }}"}},
+        {
+            "id": "d",
+            "agent": "echo",
+            "depends_on": ["b", "c"],
+            "with": {"both": "${{ steps.b.outputs.v }} ${{ steps.c.outputs.v }}"},
+        },
     ],
     "outputs": {"result": "${{ steps.d.outputs.both }}"},
 }
@@ -122,12 +133,20 @@ def test_b_and_c_are_queued_together_once_a_is_done(h: Harness) -> None:
     h.work(rounds=1)
     assert sorted(x[1] for x in h.dispatcher.steps) == ["b", "c"]
     assert {k: s.status for k, s in h.steps(run_id).items()} == {
-        "a": "succeeded", "b": "queued", "c": "queued", "d": "pending"}
+        "a": "succeeded",
+        "b": "queued",
+        "c": "queued",
+        "d": "pending",
+    }
 
 
 def test_a_failing_step_is_retried_with_backoff_then_succeeds(h: Harness) -> None:
-    plan = h.plan({"name": "flaky", "steps": [
-        {"id": "x", "agent": "echo", "retry": {"max": 2, "backoff_s": 2}}]})
+    plan = h.plan(
+        {
+            "name": "flaky",
+            "steps": [{"id": "x", "agent": "echo", "retry": {"max": 2, "backoff_s": 2}}],
+        }
+    )
     run_id = h.engine.submit(plan, approve_plan=False)
     failures = iter([True, True, False])
 
@@ -143,8 +162,15 @@ def test_a_failing_step_is_retried_with_backoff_then_succeeds(h: Harness) -> Non
 
 
 def test_a_step_out_of_retries_pauses_the_run_for_a_decision(h: Harness) -> None:
-    plan = h.plan({"name": "fails", "steps": [{"id": "x", "agent": "echo"},
-                                               {"id": "y", "agent": "echo", "depends_on": ["x"]}]})
+    plan = h.plan(
+        {
+            "name": "fails",
+            "steps": [
+                {"id": "x", "agent": "echo"},
+                {"id": "y", "agent": "echo", "depends_on": ["x"]},
+            ],
+        }
+    )
     run_id = h.engine.submit(plan, approve_plan=False)
     h.work(lambda t: StepOutcome.failed("nope"))
     assert h.run(run_id).status == "paused"
@@ -159,8 +185,15 @@ def test_a_step_out_of_retries_pauses_the_run_for_a_decision(h: Harness) -> None
 
 
 def test_skip_lets_the_run_go_on_and_abort_stops_it(h: Harness) -> None:
-    plan = h.plan({"name": "two", "steps": [{"id": "x", "agent": "echo"},
-                                             {"id": "y", "agent": "echo", "depends_on": ["x"]}]})
+    plan = h.plan(
+        {
+            "name": "two",
+            "steps": [
+                {"id": "x", "agent": "echo"},
+                {"id": "y", "agent": "echo", "depends_on": ["x"]},
+            ],
+        }
+    )
     skipped = h.engine.submit(plan, approve_plan=False)
     h.work(lambda t: StepOutcome.failed("nope"))
     h.engine.decide(h.checkpoints(skipped)[0].id, "skip", by="bob")
@@ -187,10 +220,21 @@ def test_on_failure_fail_ends_the_run_without_asking(h: Harness) -> None:
 
 
 def test_a_gate_holds_its_step_until_continue_with_modified_inputs(h: Harness) -> None:
-    plan = h.plan({"name": "gated", "steps": [
-        {"id": "a", "agent": "echo"},
-        {"id": "deploy", "agent": "echo", "depends_on": ["a"], "approval": "required",
-         "with": {"target": "staging"}}]})
+    plan = h.plan(
+        {
+            "name": "gated",
+            "steps": [
+                {"id": "a", "agent": "echo"},
+                {
+                    "id": "deploy",
+                    "agent": "echo",
+                    "depends_on": ["a"],
+                    "approval": "required",
+                    "with": {"target": "staging"},
+                },
+            ],
+        }
+    )
     run_id = h.engine.submit(plan, approve_plan=False)
     h.work()
     assert h.run(run_id).status == "paused"
@@ -211,7 +255,9 @@ def test_decisions_that_cannot_apply_are_clear_errors_and_change_nothing(h: Harn
     with pytest.raises(NotFound):
         h.engine.decide("nope", "approve", by="x")
     with pytest.raises(DecisionError, match="invalid"):
-        h.engine.decide(cp.id, "approve", by="x", modifications={"b": {"v": "${{ steps.d.outputs.x }}"}})
+        h.engine.decide(
+            cp.id, "approve", by="x", modifications={"b": {"v": "${{ steps.d.outputs.x }}"}}
+        )
     before = [e.type for e in h.events(run_id)]
     h.engine.decide(cp.id, "approve", by="x")
     with pytest.raises(DecisionError, match="decided"):
@@ -276,3 +322,142 @@ def test_reconcile_requeues_a_lost_attempt_and_a_missing_job(h: Harness) -> None
     h.work()
     assert h.run(run_id).status == "succeeded"
     assert h.steps(run_id)["a"].lost_attempts == 1
+
+
+def test_with_a_key_the_plan_and_logs_are_encrypted_at_rest(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    store = Store(f"sqlite:///{tmp_path / 'fm.db'}")
+    artifacts = ArtifactStore(tmp_path / "runs", key)
+    engine = Engine(store, MemoryDispatcher(), artifacts)
+    plan = parse_plan(
+        {
+            "name": "secret-plan",
+            "steps": [{"id": "a", "agent": "echo", "with": {"password": "hunter2-in-the-plan"}}],
+        },
+        source="t",
+    )
+    run_id = engine.submit(plan, approve_plan=False)
+    ticket = engine.start_step(run_id, "a", 1)
+    assert ticket is not None
+    engine.finish_step(ticket, StepOutcome(status="succeeded", log="log says hunter2-in-the-log"))
+    on_disk = b"".join(
+        p.read_bytes() for p in (tmp_path / "runs" / run_id).rglob("*") if p.is_file()
+    )
+    assert b"hunter2" not in on_disk
+    assert b"secret-plan" not in on_disk
+    assert "hunter2-in-the-plan" in artifacts.read_text(run_id, "plan.json")
+    assert artifacts.read_text(run_id, "logs/a.1.log") == "log says hunter2-in-the-log"
+    store.dispose()
+
+
+PARENT = {
+    "name": "parent",
+    "steps": [
+        {
+            "id": "p",
+            "agent": "playbook",
+            "retry": {"max": 2, "backoff_s": 0},
+            "with": {"playbook": "child"},
+        }
+    ],
+}
+CHILD = {"name": "child", "on_failure": "fail", "steps": [{"id": "k", "agent": "echo"}]}
+
+
+def _start_child(h: Harness, run_id: str, attempt: int) -> str:
+    from orchestrator.engine import child_run_id
+
+    ticket = h.engine.start_step(run_id, "p", attempt)
+    assert ticket is not None
+    child = h.engine.submit(
+        h.plan(CHILD),
+        parent=(run_id, "p"),
+        run_id=child_run_id(run_id, "p", attempt),
+        approve_plan=False,
+        workspace=ticket.workspace,
+        on_failure="fail",
+    )
+    h.engine.finish_step(ticket, StepOutcome(status="waiting", outputs={"run_id": child}))
+    return child
+
+
+def _finish_child(h: Harness, child: str, outcome: Outcome) -> None:
+    for run_id, key, attempt, _ in list(h.dispatcher.steps):
+        if run_id == child:
+            h.dispatcher.steps.remove((run_id, key, attempt, _))
+            ticket = h.engine.start_step(run_id, key, attempt)
+            assert ticket is not None
+            h.engine.finish_step(ticket, outcome(ticket))
+
+
+def test_an_earlier_attempts_child_never_completes_the_current_attempt(h: Harness) -> None:
+    run_id = h.engine.submit(h.plan(PARENT), approve_plan=False)
+    h.dispatcher.steps.clear()
+    first = _start_child(h, run_id, 1)
+    _finish_child(h, first, lambda t: StepOutcome.failed("kid broke"))
+    assert h.steps(run_id)["p"].status == "queued"  # the failure became a retry
+    h.dispatcher.steps.clear()
+    second = _start_child(h, run_id, 2)
+    for _ in range(3):
+        h.engine.reconcile()
+    step = h.steps(run_id)["p"]
+    assert (step.status, step.attempts) == ("running", 2)
+    _finish_child(h, second, ok)
+    assert h.steps(run_id)["p"].status == "succeeded"
+    assert h.steps(run_id)["p"].outputs["run_id"] == second
+    assert h.run(run_id).status == "succeeded"
+
+
+def test_no_child_starts_for_a_cancelled_parent_and_a_lost_attempt_aborts_its_child(
+    h: Harness,
+) -> None:
+    from orchestrator.engine import child_run_id
+
+    cancelled = h.engine.submit(h.plan(PARENT), approve_plan=False)
+    ticket = h.engine.start_step(cancelled, "p", 1)
+    assert ticket is not None
+    h.engine.cancel(cancelled, by="x")
+    with pytest.raises(DecisionError, match="not running"):
+        h.engine.submit(
+            h.plan(CHILD),
+            parent=(cancelled, "p"),
+            run_id=child_run_id(cancelled, "p", 1),
+            approve_plan=False,
+        )
+
+    lost = h.engine.submit(h.plan(PARENT), approve_plan=False)
+    h.dispatcher.steps.clear()
+    child = _start_child(h, lost, 1)
+    with h.store.session() as s:  # the worker that ran the playbook step was lost
+        step = s.get(Step, (lost, "p"))
+        assert step is not None and step.started_at is not None
+        step.lease_until = step.started_at
+        s.add(step)
+    h.engine.reconcile()
+    assert h.run(child).status == "aborted"
+    assert h.steps(lost)["p"].status == "queued"
+
+
+def test_a_step_whose_worker_keeps_dying_stops_after_the_lost_limit(h: Harness) -> None:
+    run_id = h.engine.submit(
+        h.plan({"name": "doomed", "steps": [{"id": "x", "agent": "echo"}]}), approve_plan=False
+    )
+    for attempt in range(1, 10):
+        if h.steps(run_id)["x"].status != "queued":
+            break
+        ticket = h.engine.start_step(run_id, "x", attempt)
+        assert ticket is not None
+        with h.store.session() as s:
+            step = s.get(Step, (run_id, "x"))
+            assert step is not None and step.started_at is not None
+            step.lease_until = step.started_at
+            s.add(step)
+        h.engine.reconcile()
+    step = h.steps(run_id)["x"]
+    assert step.status == "failed"
+    assert step.lost_attempts == 4
+    assert "lost 4 times" in (step.error or "")
+    assert h.run(run_id).status == "paused"
+    assert [c.kind for c in h.checkpoints(run_id)] == ["failure"]

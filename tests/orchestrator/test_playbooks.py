@@ -44,7 +44,7 @@ steps:
     depends_on: [test]
     approval: required             # a checkpoint before this step runs
     with: {command: "echo tests said: ${{ steps.test.outputs.stdout }}"}
-"""  # noqa: E501 - verbatim from CONTRACTS.md
+"""
 
 
 def step(step_id: str, *deps: str, agent: str = "echo", **fields: object) -> dict[str, object]:

@@ -13,20 +13,11 @@ import redis
 from orchestrator import queries
 from orchestrator.config import Settings
 from orchestrator.queries import RunReport
-from tests.conftest import IMAGE, unavailable
-from tests.services import Workers, redis_server
+from tests.conftest import IMAGE
+from tests.services import Workers
 from workers import runtime
 
 FAST = {"FIRSTMATE_LEASE_S": "3", "FIRSTMATE_RECONCILE_S": "1", "FIRSTMATE_SANDBOX_POOL_SIZE": "1"}
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    try:
-        with redis_server() as url:
-            yield url
-    except FileNotFoundError as exc:
-        unavailable(str(exc))
 
 
 class Env:
@@ -44,8 +35,13 @@ class Env:
             **FAST,
         }
         settings = Settings(
-            data_dir=tmp / "data", database_url=self.vars["DATABASE_URL"], redis_url=redis_url,
-            playbooks=self.playbooks, sandbox_image=IMAGE, lease_s=3, reconcile_s=1,
+            data_dir=tmp / "data",
+            database_url=self.vars["DATABASE_URL"],
+            redis_url=redis_url,
+            playbooks=self.playbooks,
+            sandbox_image=IMAGE,
+            lease_s=3,
+            reconcile_s=1,
         )
         self.rt = runtime.build(settings)
         self.workers = Workers(self.vars, tmp / "logs")
@@ -56,15 +52,18 @@ class Env:
     def report(self, run_id: str) -> RunReport:
         return queries.run_report(self.rt.store, run_id, detail=True)
 
-    def wait(self, run_id: str, until: Callable[[RunReport], bool], timeout: float = 60) -> RunReport:
+    def wait(
+        self, run_id: str, until: Callable[[RunReport], bool], timeout: float = 60
+    ) -> RunReport:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             report = self.report(run_id)
             if until(report):
                 return report
             time.sleep(0.05)
-        raise AssertionError(f"run {run_id} never got there: {self.report(run_id)}\n"
-                             f"{self.workers.output()[-3000:]}")
+        raise AssertionError(
+            f"run {run_id} never got there: {self.report(run_id)}\n{self.workers.output()[-3000:]}"
+        )
 
     def finished(self, run_id: str, timeout: float = 90) -> RunReport:
         """Wait for the run to end, or to stop at a checkpoint (then the test sees why)."""

@@ -47,14 +47,17 @@ def test_diamond_runs_b_and_c_together_and_d_after_both(env: Env) -> None:
 
 
 def test_a_step_that_fails_twice_is_retried_with_backoff(env: Env) -> None:
-    env.playbook("flaky", """
+    env.playbook(
+        "flaky",
+        """
 name: flaky
 steps:
   - id: flaky
     agent: shell
     retry: {max: 2, backoff_s: 1}
     with: {command: "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; echo try $n; [ $n -ge 3 ]"}
-""")
+""",
+    )
     env.workers.start(1)
     run_id = env.rt.engine.submit(env.rt.catalog.get("flaky"), approve_plan=False)
     report = env.finished(run_id)
@@ -71,7 +74,9 @@ steps:
 
 
 def test_a_gate_pauses_the_run_until_a_decision(env: Env) -> None:
-    env.playbook("gated", """
+    env.playbook(
+        "gated",
+        """
 name: gated
 steps:
   - id: build
@@ -85,7 +90,8 @@ steps:
     agent: shell
     depends_on: [hold]
     with: {command: "echo shipped"}
-""")
+""",
+    )
     env.workers.start(1)
     run_id = env.rt.engine.submit(env.rt.catalog.get("gated"), approve_plan=False)
     paused = env.wait(run_id, lambda r: r.status == "paused")
@@ -134,7 +140,9 @@ def test_skip_goes_on_and_abort_stops(env: Env) -> None:
 
 
 def test_a_child_playbooks_result_flows_to_its_parent(env: Env) -> None:
-    env.playbook("child", """
+    env.playbook(
+        "child",
+        """
 name: child
 inputs:
   who: {required: true}
@@ -144,8 +152,11 @@ steps:
     with: {command: "echo hello ${{ inputs.who }} | tee greeting.txt"}
 outputs:
   greeting: "${{ steps.greet.outputs.stdout }}"
-""")
-    env.playbook("parent", """
+""",
+    )
+    env.playbook(
+        "parent",
+        """
 name: parent
 steps:
   - id: sub
@@ -155,7 +166,8 @@ steps:
     agent: shell
     depends_on: [sub]
     with: {command: "cat greeting.txt && echo got ${{ steps.sub.outputs.greeting }}"}
-""")
+""",
+    )
     env.workers.start(2)
     run_id = env.rt.engine.submit(env.rt.catalog.get("parent"), approve_plan=False)
     report = env.finished(run_id)
@@ -168,16 +180,17 @@ steps:
     assert steps["use"].outputs["stdout"] == "hello world\ngot hello world\n"
 
 
-def test_cancel_kills_the_running_sandbox(
-    env: Env, docker_client: docker.DockerClient
-) -> None:
-    env.playbook("slow", """
+def test_cancel_kills_the_running_sandbox(env: Env, docker_client: docker.DockerClient) -> None:
+    env.playbook(
+        "slow",
+        """
 name: slow
 steps:
   - id: wait
     agent: shell
     with: {command: "sleep 120"}
-""")
+""",
+    )
     env.workers.start(1)
     run_id = env.rt.engine.submit(env.rt.catalog.get("slow"), approve_plan=False)
     env.wait(run_id, lambda r: r.steps[0].status == "running")
@@ -191,3 +204,31 @@ steps:
     assert report.steps[0].status == "cancelled"
     assert docker_client.api.containers(all=True, filters=mine) == []
     assert time.monotonic() - started < 10
+
+
+def test_a_step_over_its_timeout_is_killed_and_fails(
+    env: Env, docker_client: docker.DockerClient
+) -> None:
+    env.playbook(
+        "late",
+        """
+name: late
+on_failure: fail
+steps:
+  - id: forever
+    agent: shell
+    timeout_s: 2
+    with: {command: "sleep 60"}
+""",
+    )
+    env.workers.start(1)
+    run_id = env.rt.engine.submit(env.rt.catalog.get("late"), approve_plan=False)
+    report = env.finished(run_id)
+    assert report.status == "failed"
+    [step] = report.steps
+    assert step.error == "timed out"
+    assert step.provenance["timed_out"] is True
+    assert 1.5 < step.provenance["duration_s"] < 10
+    mine = {"label": "firstmate.sandbox=1", "name": f"fm-{run_id}-"}
+    time.sleep(1)
+    assert docker_client.api.containers(filters=mine) == []

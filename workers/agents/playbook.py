@@ -7,19 +7,13 @@ child's result when the child run ends.
 
 from __future__ import annotations
 
-import hashlib
-
 from pydantic import ValidationError
 
+from orchestrator.engine import child_run_id
 from orchestrator.errors import FirstmateError
 from orchestrator.kinds import PlaybookInputs
 from orchestrator.outcome import StepOutcome, StepTicket
 from workers.agents.base import Services
-
-
-def child_run_id(ticket: StepTicket) -> str:
-    seed = f"{ticket.run_id}:{ticket.key}:{ticket.attempt}".encode()
-    return hashlib.sha256(seed).hexdigest()[:12]
 
 
 class PlaybookAgent:
@@ -30,7 +24,7 @@ class PlaybookAgent:
             inputs = PlaybookInputs.model_validate(ticket.inputs)
         except ValidationError as exc:
             return StepOutcome.failed(f"playbook inputs: {exc}")
-        child = child_run_id(ticket)
+        child = child_run_id(ticket.run_id, ticket.key, ticket.attempt)
         try:
             plan = services.catalog.get(inputs.playbook)
             services.engine.submit(

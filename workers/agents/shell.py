@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from orchestrator.engine import attempt_label
 from orchestrator.kinds import ShellInputs
 from orchestrator.outcome import StepOutcome, StepTicket
 from sandbox import ExecResult, Limits, SandboxError
@@ -20,8 +21,9 @@ class ShellAgent:
             return StepOutcome.failed(f"shell inputs: {exc}")
         limits = Limits(timeout_s=ticket.timeout_s, network=inputs.network)
         try:
+            label = attempt_label(ticket.key, ticket.attempt)  # a kill hits this attempt only
             with services.pool().acquire(
-                limits, ticket.workspace, run_id=ticket.run_id, step_id=ticket.key
+                limits, ticket.workspace, run_id=ticket.run_id, step_id=label
             ) as box:
                 result = box.exec(inputs.command, timeout=ticket.timeout_s)
                 name = box.name
