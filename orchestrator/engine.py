@@ -9,11 +9,9 @@ finds nothing to do. The database is the truth; the queue only carries work.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -26,13 +24,15 @@ from orchestrator import playbooks, templating
 from orchestrator import workspace as workspaces
 from orchestrator.artifacts import ArtifactStore
 from orchestrator.decisions import check_decision, modify_plan
+from orchestrator.effects import Effects
 from orchestrator.errors import DecisionError, NotFound, TemplateError
 from orchestrator.events import emit
 from orchestrator.kinds import SHELL_FIELDS
 from orchestrator.models import Checkpoint, Run, Step, utcnow
 from orchestrator.outcome import StepOutcome, StepTicket
 from orchestrator.plan import PlanSpec
-from orchestrator.ports import Dispatcher, SandboxKiller, step_job_id
+from orchestrator.ports import Dispatcher, SandboxKiller
+from orchestrator.recovery import Recovery, child_run_id
 from orchestrator.states import (
     RUN_TERMINAL,
     STEP_ACTIVE,
@@ -56,42 +56,9 @@ from orchestrator.transitions import (
 )
 
 log = logging.getLogger(__name__)
-_LOST_LIMIT = 3  # a step whose worker was lost more often than this fails
-# A step queued this recently may not have its job in Redis yet: leave it alone.
-_ENQUEUE_GRACE = timedelta(seconds=5)
 
 
-def child_run_id(run_id: str, key: str, attempt: int) -> str:
-    """The id of the child run that one attempt of a ``playbook`` step starts."""
-    return hashlib.sha256(f"{run_id}:{key}:{attempt}".encode()).hexdigest()[:12]
-
-
-def attempt_label(key: str, attempt: int) -> str:
-    """What the sandboxes of one attempt are named by (so a kill hits that attempt only)."""
-    return f"{key}.{attempt}"
-
-
-@dataclass
-class Reconciled:
-    """What one reconciler pass repaired (``run/step`` names)."""
-
-    lost: list[str] = field(default_factory=list)
-    requeued: list[str] = field(default_factory=list)
-    completed: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Effects:
-    """What to do once the transaction has committed."""
-
-    jobs: list[tuple[str, str, int, datetime | None, float]] = field(default_factory=list)
-    kills: list[tuple[str, str | None]] = field(default_factory=list)
-    diffs: list[str] = field(default_factory=list)
-    plans: list[tuple[str, PlanSpec, Mapping[str, object]]] = field(default_factory=list)
-    parents: list[str] = field(default_factory=list)  # child runs whose parent step to complete
-
-
-class Engine:
+class Engine(Recovery):
     """Runs, steps and checkpoints move only through these methods."""
 
     def __init__(
@@ -140,7 +107,7 @@ class Engine:
             if s.get(Run, run_id) is not None:
                 return run_id
         ws = workspace or workspaces.prepare(self.artifacts.run_dir(run_id), repo)
-        effects = _Effects(plans=[(run_id, plan, resolved)])
+        effects = Effects(plans=[(run_id, plan, resolved)])
         with self.store.session() as s:
             if parent is not None:
                 self._check_parent(s, parent, run_id)
@@ -180,7 +147,7 @@ class Engine:
         if run_id != current:
             raise DecisionError(f"{run_id} is not the child of the current attempt ({current})")
 
-    def _plan(self, s: Session, run: Run, plan: PlanSpec, approve: bool, effects: _Effects) -> None:
+    def _plan(self, s: Session, run: Run, plan: PlanSpec, approve: bool, effects: Effects) -> None:
         move_run(s, run, RunState.PLANNING)
         for position, spec in enumerate(plan.steps):
             s.add(
@@ -215,13 +182,13 @@ class Engine:
     def advance(self, run_id: str) -> None:
         """Queue every step that is ready (up to the run's parallel limit); finish the run
         when nothing is left to do. Safe to call any number of times."""
-        effects = _Effects()
+        effects = Effects()
         with self.store.session() as s:
             run = load_run(s, run_id)
             self._advance(s, run, effects)
         self._act(effects)
 
-    def _advance(self, s: Session, run: Run, effects: _Effects) -> None:
+    def _advance(self, s: Session, run: Run, effects: Effects) -> None:
         if run.status != RunState.RUNNING:
             return
         steps = snapshot(s, run.id)
@@ -260,14 +227,14 @@ class Engine:
         step: Step | StepRef,
         timeout_s: float,
         not_before: datetime | None,
-        effects: _Effects,
+        effects: Effects,
     ) -> None:
         moved = move_step(s, step, StepState.QUEUED, queued_at=utcnow(), not_before=not_before)
         if moved:
             effects.jobs.append((step.run_id, step.key, step.attempts + 1, not_before, timeout_s))
 
     def _finished(
-        self, s: Session, run: Run, steps: Sequence[Step | StepRef], effects: _Effects
+        self, s: Session, run: Run, steps: Sequence[Step | StepRef], effects: Effects
     ) -> bool:
         """End the run when no step can move any more; say whether it ended."""
         if any(x.status in (StepState.PENDING, *STEP_ACTIVE) for x in steps):
@@ -286,7 +253,7 @@ class Engine:
 
     def start_step(self, run_id: str, key: str, attempt: int) -> StepTicket | None:
         """Claim ``attempt`` of a queued step; None when it is not ours to run (any more)."""
-        effects = _Effects()
+        effects = Effects()
         with self.store.session() as s:
             run = load_run(s, run_id)
             step = load_step(s, run_id, key)
@@ -368,7 +335,7 @@ class Engine:
         if outcome.log:
             name = f"logs/{ticket.key}.{ticket.attempt}.log"
             self.artifacts.write(ticket.run_id, name, outcome.log)
-        effects = _Effects()
+        effects = Effects()
         with self.store.session() as s:
             run = load_run(s, ticket.run_id)
             step = load_step(s, ticket.run_id, ticket.key)
@@ -409,7 +376,7 @@ class Engine:
         run: Run,
         step: Step,
         outcome: StepOutcome,
-        effects: _Effects,
+        effects: Effects,
         *,
         retry: bool = True,
     ) -> None:
@@ -452,7 +419,7 @@ class Engine:
         modifications: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """Apply a person's decision, once. A second decision is a DecisionError."""
-        effects = _Effects()
+        effects = Effects()
         with self.store.session() as s:
             cp = s.get(Checkpoint, checkpoint_id)
             if cp is None:
@@ -462,7 +429,7 @@ class Engine:
             if modifications:
                 modified = modify_plan(s, run, cp, modifications)
                 effects.plans.append((run.id, modified, run.inputs))
-            claimed = s.execute(
+            claimed = s.connection().execute(
                 update(Checkpoint)
                 .where(col(Checkpoint.id) == cp.id, col(Checkpoint.status) == "open")
                 .values(
@@ -486,7 +453,7 @@ class Engine:
         self._act(effects)
 
     def _apply(
-        self, s: Session, run: Run, cp: Checkpoint, decision: str, by: str, effects: _Effects
+        self, s: Session, run: Run, cp: Checkpoint, decision: str, by: str, effects: Effects
     ) -> None:
         if decision in ("reject", "abort"):
             self._end_run(s, run, RunState.ABORTED, f"{decision}ed by {by}", effects)
@@ -518,7 +485,7 @@ class Engine:
 
     def cancel(self, run_id: str, *, by: str) -> None:
         """Abort a run and its child runs; their running sandboxes are killed."""
-        effects = _Effects()
+        effects = Effects()
         with self.store.session() as s:
             run = load_run(s, run_id)
             if run.status in RUN_TERMINAL:
@@ -526,112 +493,10 @@ class Engine:
             self._end_run(s, run, RunState.ABORTED, f"cancelled by {by}", effects)
         self._act(effects)
 
-    # -- reconciling ---------------------------------------------------------------
-
-    def reconcile(self) -> Reconciled:
-        """Repair what a dead worker or a lost queue left behind (the database is the
-        truth): steps whose worker stopped renewing its lease are queued again (their
-        sandboxes killed), queued steps whose job is gone are enqueued again, finished
-        child runs complete their parent's step, and every active run is advanced."""
-        report = Reconciled()
-        with self.store.session() as s:
-            active = s.exec(
-                select(Run.id).where(col(Run.status).in_([RunState.RUNNING, RunState.PAUSED]))
-            ).all()
-        for run_id in active:
-            self._reconcile_run(run_id, report)
-        return report
-
-    def _reconcile_run(self, run_id: str, report: Reconciled) -> None:
-        effects = _Effects()
-        with self.store.session() as s:
-            run = load_run(s, run_id)
-            if run.status not in (RunState.RUNNING, RunState.PAUSED):
-                return
-            if self._orphaned(s, run, effects):
-                report.lost.append(run_id)
-            else:
-                self._repair_steps(s, run, report, effects)
-                self._advance(s, run, effects)
-        self._act(effects)
-
-    def _repair_steps(self, s: Session, run: Run, report: Reconciled, effects: _Effects) -> None:
-        now = utcnow()
-        for step in load_steps(s, run.id):
-            name = f"{run.id}/{step.key}"
-            if step.status == StepState.RUNNING and step.lease_until is None:
-                self._check_child(s, run, step, report, effects)
-            elif step.status == StepState.RUNNING and step.lease_until and step.lease_until < now:
-                if self._lose(s, run, step, now, effects):
-                    report.lost.append(name)
-            elif step.status == StepState.QUEUED and self._job_missing(step, now):
-                spec = self._plan_of(run).step(step.key)
-                due = step.not_before if step.not_before and step.not_before > now else None
-                effects.jobs.append((run.id, step.key, step.attempts + 1, due, spec.timeout_s))
-                report.requeued.append(name)
-
-    def _orphaned(self, s: Session, run: Run, effects: _Effects) -> bool:
-        """A child run whose parent has ended is aborted."""
-        parent = s.get(Run, run.parent_run_id) if run.parent_run_id else None
-        if parent is None or parent.status not in RUN_TERMINAL:
-            return False
-        self._end_run(s, run, RunState.ABORTED, f"parent run {parent.id} ended", effects)
-        return True
-
-    def _job_missing(self, step: Step, now: datetime) -> bool:
-        recent = step.queued_at is not None and now - step.queued_at < _ENQUEUE_GRACE
-        job = step_job_id(step.run_id, step.key, step.attempts + 1)
-        return not recent and not self.dispatcher.has_job(job)
-
-    def _lose(self, s: Session, run: Run, step: Step, now: datetime, effects: _Effects) -> bool:
-        """A worker stopped renewing this attempt's lease: it is gone. False when the
-        lease was renewed after all (the worker is alive)."""
-        lost = step.lost_attempts + 1
-        claimed = s.connection().execute(
-            update(Step)
-            .where(
-                col(Step.run_id) == run.id,
-                col(Step.key) == step.key,
-                col(Step.status) == StepState.RUNNING,
-                col(Step.attempts) == step.attempts,
-                col(Step.lease_until) < now,
-            )
-            .values(lost_attempts=lost)
-        )
-        if not claimed.rowcount:
-            return False
-        committed(step, lost_attempts=lost)
-        effects.kills.append((run.id, attempt_label(step.key, step.attempts)))
-        emit(s, run.id, "step.lost", step=step.key, data={"attempt": step.attempts, "lost": lost})
-        for child in self._children(s, run.id, step.key):
-            self._end_run(s, child, RunState.ABORTED, "its parent's attempt was lost", effects)
-        if lost > _LOST_LIMIT:
-            why = f"its worker was lost {lost} times"
-            self._fail_attempt(s, run, step, StepOutcome.failed(why), effects, retry=False)
-            return True
-        spec = self._plan_of(run).step(step.key)
-        self._queue(s, step, spec.timeout_s, None, effects)
-        return True
-
-    def _children(self, s: Session, run_id: str, key: str | None = None) -> list[Run]:
-        """The unfinished child runs of a run (or of one of its steps)."""
-        query = select(Run).where(col(Run.parent_run_id) == run_id)
-        if key is not None:
-            query = query.where(col(Run.parent_step) == key)
-        return [r for r in s.exec(query).all() if r.status not in RUN_TERMINAL]
-
-    def _check_child(
-        self, s: Session, run: Run, step: Step, report: Reconciled, effects: _Effects
-    ) -> None:
-        child = s.get(Run, child_run_id(run.id, step.key, step.attempts))
-        if child is not None and child.status in RUN_TERMINAL:
-            self._apply_child(s, run, step, child, effects)
-            report.completed.append(f"{run.id}/{step.key}")
-
     # -- ending ----------------------------------------------------------------------
 
     def _end_run(
-        self, s: Session, run: Run, state: RunState, error: str | None, effects: _Effects
+        self, s: Session, run: Run, state: RunState, error: str | None, effects: Effects
     ) -> None:
         """Finish a run: stop its steps, close its checkpoints, end its children, tell
         its parent; after commit its sandboxes are killed and its diff written."""
@@ -673,41 +538,6 @@ class Engine:
             for name, expr in plan.outputs.items()
         }
 
-    def _complete_parent(self, child_id: str) -> None:
-        """A child run ended: complete its parent's step (if it is still waiting on it)."""
-        effects = _Effects()
-        with self.store.session() as s:
-            child = s.get(Run, child_id)
-            if child is None or child.parent_run_id is None or child.parent_step is None:
-                return
-            parent = load_run(s, child.parent_run_id)
-            step = load_step(s, child.parent_run_id, child.parent_step)
-            self._apply_child(s, parent, step, child, effects)
-        self._act(effects)
-
-    def _apply_child(
-        self, s: Session, parent: Run, step: Step, child: Run, effects: _Effects
-    ) -> None:
-        if step.status != StepState.RUNNING or parent.status in RUN_TERMINAL:
-            return
-        if child.id != child_run_id(parent.id, step.key, step.attempts):
-            return  # the child of an earlier attempt: not this attempt's result
-        outputs = {  # the child's own outputs, then the names the engine owns
-            **child.outputs,
-            "run_id": child.id,
-            "status": child.status,
-            "steps": {x.key: x.outputs for x in load_steps(s, child.id)},
-        }
-        provenance = {**step.provenance, "child_status": child.status}
-        if child.status == RunState.SUCCEEDED:
-            done = StepOutcome(status="succeeded", outputs=outputs, provenance=provenance)
-            self._succeed(s, step, done)
-            self._advance(s, parent, effects)
-        else:
-            why = f"child run {child.id} {child.status}: {child.error}"
-            failure = StepOutcome.failed(why, outputs=outputs, provenance=provenance)
-            self._fail_attempt(s, parent, step, failure, effects)
-
     # -- small helpers ---------------------------------------------------------------
 
     def _plan_of(self, run: Run) -> PlanSpec:
@@ -720,7 +550,7 @@ class Engine:
             plan = self._plans[key] = PlanSpec.model_validate(run.plan)
         return plan
 
-    def _act(self, effects: _Effects) -> None:
+    def _act(self, effects: Effects) -> None:
         """After commit: kill, enqueue, write, tell parents. Each action stands alone: one
         that fails is logged, and the reconciler repairs what it left undone."""
         for what, action in self._actions(effects):
@@ -729,7 +559,7 @@ class Engine:
             except Exception:
                 log.exception("after commit: %s failed (the reconciler repairs it)", what)
 
-    def _actions(self, effects: _Effects) -> list[tuple[str, Callable[[], object]]]:
+    def _actions(self, effects: Effects) -> list[tuple[str, Callable[[], object]]]:
         # Kills come first: a requeued attempt must not lose its new sandbox to the kill
         # meant for the attempt before it.
         killer = self.killer

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from orchestrator.engine import Engine, attempt_label
+from orchestrator.engine import Engine
 from orchestrator.outcome import StepOutcome, StepTicket
+from orchestrator.recovery import attempt_label
 from workers import runtime
 from workers.agents import AGENTS
 

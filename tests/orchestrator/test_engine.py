@@ -367,7 +367,7 @@ CHILD = {"name": "child", "on_failure": "fail", "steps": [{"id": "k", "agent": "
 
 
 def _start_child(h: Harness, run_id: str, attempt: int) -> str:
-    from orchestrator.engine import child_run_id
+    from orchestrator.recovery import child_run_id
 
     ticket = h.engine.start_step(run_id, "p", attempt)
     assert ticket is not None
@@ -413,7 +413,7 @@ def test_an_earlier_attempts_child_never_completes_the_current_attempt(h: Harnes
 def test_no_child_starts_for_a_cancelled_parent_and_a_lost_attempt_aborts_its_child(
     h: Harness,
 ) -> None:
-    from orchestrator.engine import child_run_id
+    from orchestrator.recovery import child_run_id
 
     cancelled = h.engine.submit(h.plan(PARENT), approve_plan=False)
     ticket = h.engine.start_step(cancelled, "p", 1)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from orchestrator.engine import child_run_id
 from orchestrator.errors import FirstmateError
 from orchestrator.kinds import PlaybookInputs
 from orchestrator.outcome import StepOutcome, StepTicket
+from orchestrator.recovery import child_run_id
 from workers.agents.base import Services
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from orchestrator.engine import attempt_label
 from orchestrator.kinds import ShellInputs
 from orchestrator.outcome import StepOutcome, StepTicket
+from orchestrator.recovery import attempt_label
 from sandbox import ExecResult, Limits, SandboxError
 from workers.agents.base import Services, digest
 
