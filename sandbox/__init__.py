@@ -24,6 +24,7 @@ from sandbox.pool import PoolStats, SandboxPool
 from sandbox.reaper import kill_sandboxes, reap_orphans
 from sandbox.result import ExecResult
 from sandbox.sandbox import Sandbox
+from sandbox.workspace import SyncReport
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -39,6 +40,7 @@ __all__ = [
     "SandboxClosed",
     "SandboxError",
     "SandboxPool",
+    "SyncReport",
     "WorkspaceSyncError",
     "build_image",
     "connect",

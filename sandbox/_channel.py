@@ -86,8 +86,9 @@ class Channel:
     ) -> Reply:
         """Send a request whose answer streams in chunks into ``sink``; return the trailer.
 
-        More than ``limit`` bytes is a ProtocolError (the rest is still drained, so
-        the channel stays usable).
+        A chunk that would take the reply past ``limit`` bytes is not read: the
+        channel is closed at once and ProtocolError raised (the caller then kills the
+        sandbox), so a runaway reply costs no more than ``limit``.
         """
         first = self.call(header, deadline=deadline).ok(str(header.get("op")))
         if first.header.get("chunked") is not True:
@@ -97,14 +98,12 @@ class Channel:
             (size,) = _LENGTH.unpack(self._read_exact(_LENGTH.size, deadline))
             if size == 0:
                 break
-            data = self._read_exact(size, deadline)
+            if written + size > limit:
+                self.close()
+                raise ProtocolError(f"reply is over the limit of {limit} bytes; hung up")
+            sink.write(self._read_exact(size, deadline))
             written += size
-            if written <= limit:
-                sink.write(data)
-        trailer = Reply(self._read_header(deadline), ())
-        if written > limit:
-            raise ProtocolError(f"reply of {written} bytes is over the limit of {limit}")
-        return trailer
+        return Reply(self._read_header(deadline), ())
 
     def close(self) -> None:
         self.closed = True

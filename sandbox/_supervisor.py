@@ -16,15 +16,23 @@ Why each rule is here:
 - When a command ends (exit or timeout) every other process in the container is
   killed: nothing outlives the command that started it.
 - Commands get oom_score_adj 1000, so the kernel kills them before the supervisor.
+- While a command runs, stdin is watched too: EOF there means the host died, so the
+  command and everything else is killed and the supervisor exits at once.
+- SIGINT and SIGTERM are ignored: PID 1 gets signals from inside its container only
+  through a handler, and no command may end the supervisor.
+- Files are opened only when they are regular files (a FIFO or a device would block
+  or never end), and a copy-out is refused before it would pass its byte limit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import selectors
 import signal
+import stat
 import struct
 import sys
 import tarfile
@@ -36,13 +44,27 @@ LENGTH = struct.Struct(">I")
 MAX_HEADER = 1 << 20
 CHUNK = 1 << 16
 KILL_ROUNDS = 200
+MAX_PENDING = 1 << 20
+TAR_BLOCK = 512
+
+# Bytes that reached stdin while a command ran: the next request starts with them.
+PENDING = bytearray()
+
+
+def read_some(n: int) -> bytes:
+    """Up to n bytes of stdin, what arrived during a command first; b"" at EOF."""
+    if PENDING:
+        data = bytes(PENDING[:n])
+        del PENDING[:n]
+        return data
+    return os.read(0, n)
 
 
 def read_exact(n: int) -> bytes:
     """Read exactly n bytes from stdin, or raise EOFError."""
     parts = []
     while n:
-        data = os.read(0, min(n, 1 << 20))
+        data = read_some(min(n, 1 << 20))
         if not data:
             raise EOFError
         parts.append(data)
@@ -82,7 +104,7 @@ class Payload:
             n = self.left
         if not n:
             return b""
-        data = os.read(0, min(n, 1 << 20))
+        data = read_some(min(n, 1 << 20))
         if not data:
             raise EOFError
         self.left -= len(data)
@@ -96,9 +118,13 @@ class Payload:
 class ChunkWriter:
     """A file object whose writes go to the host as length-prefixed chunks."""
 
+    def __init__(self) -> None:
+        self.total = 0
+
     def write(self, data: bytes) -> int:
         if data:
             write_all(LENGTH.pack(len(data)) + bytes(data))
+            self.total += len(data)
         return len(data)
 
     def flush(self) -> None:
@@ -219,11 +245,16 @@ def wait_status(pid: int, flags: int) -> int | None:
 
 
 def pump(pid: int, captures: dict[int, Capture], deadline: float) -> tuple[int | None, bool]:
-    """Read the command's pipes until it exits or the deadline passes."""
+    """Read the command's pipes until it exits or the deadline passes.
+
+    Stdin is watched too: EOF there (the host is gone) raises EOFError, which ends the
+    supervisor, and it kills everything on its way out.
+    """
     sel = selectors.DefaultSelector()
     for fd, capture in captures.items():
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ, capture)
+    sel.register(0, selectors.EVENT_READ, "stdin")
     pidfd = None
     if hasattr(os, "pidfd_open"):
         try:
@@ -231,7 +262,6 @@ def pump(pid: int, captures: dict[int, Capture], deadline: float) -> tuple[int |
             sel.register(pidfd, selectors.EVENT_READ, None)
         except OSError:
             pidfd = None
-    code = None
     try:
         while True:
             code = wait_status(pid, os.WNOHANG)
@@ -242,17 +272,30 @@ def pump(pid: int, captures: dict[int, Capture], deadline: float) -> tuple[int |
                 return None, True
             wait = left if pidfd is not None else min(left, 0.01)
             for key, _ in sel.select(wait):
-                if key.data is None:
-                    continue
-                data = os.read(key.fd, CHUNK)
-                if data:
-                    key.data.feed(data)
-                else:
-                    sel.unregister(key.fd)
+                if key.data is not None:
+                    read_ready(sel, key)
     finally:
         sel.close()
         if pidfd is not None:
             os.close(pidfd)
+
+
+def read_ready(sel: selectors.BaseSelector, key: selectors.SelectorKey) -> None:
+    """Take what one ready descriptor has: command output, or input from the host."""
+    if key.data == "stdin":
+        data = os.read(0, CHUNK)
+        if not data:
+            raise EOFError
+        # The host never sends during a command, but what it sent must not be lost.
+        PENDING.extend(data)
+        if len(PENDING) > MAX_PENDING:
+            sel.unregister(0)
+        return
+    data = os.read(key.fd, CHUNK)
+    if data:
+        key.data.feed(data)
+    else:
+        sel.unregister(key.fd)
 
 
 def drain(captures: dict[int, Capture]) -> None:
@@ -305,27 +348,52 @@ def op_exec(req: dict[str, Any]) -> None:
     send(header, [*out.parts(), *err.parts()])
 
 
-def op_put_file(req: dict[str, Any], payload: Payload) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-    fd = os.open(req["path"], flags, int(req["mode"]) & 0o777)
+def open_regular(path: str, flags: int, mode: int = 0) -> int:
+    """Open ``path`` only if it is a regular file, and never block doing it.
+
+    O_NONBLOCK makes opening a FIFO return at once (or fail) instead of waiting for
+    a peer, and O_NOFOLLOW refuses a symlink; once fstat has shown a regular file,
+    the descriptor goes back to blocking.
+    """
     try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, mode)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads, or a socket
+            raise ValueError(f"{path!r} is not a regular file") from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path!r} is not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def op_put_file(req: dict[str, Any], payload: Payload) -> None:
+    mode = int(req["mode"]) & 0o777
+    fd = open_regular(req["path"], os.O_WRONLY | os.O_CREAT, mode)
+    try:
+        os.ftruncate(fd, 0)
         while payload.left:
             data = payload.read(CHUNK)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-        os.fchmod(fd, int(req["mode"]) & 0o777)
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
     send({"ok": True})
 
 
 def op_put_tar(req: dict[str, Any], payload: Payload) -> None:
-    # The archive is the host's own pack() of the workspace: trusted, and it may hold
-    # absolute symlinks (a virtualenv's python), which the "data" filter would refuse.
+    # The archive is the host's own pack() of the workspace: trusted. It may hold
+    # absolute symlinks (a virtualenv's python) and group-writable modes, which the
+    # "tar" filter would refuse or change, and the copy-back would see a change.
     with tarfile.open(fileobj=cast("IO[bytes]", payload), mode="r|") as tar:
-        if hasattr(tarfile, "tar_filter"):
-            tar.extractall(req["dest"], filter="tar")
+        if hasattr(tarfile, "fully_trusted_filter"):
+            tar.extractall(req["dest"], filter="fully_trusted")  # noqa: S202
         else:
             tar.extractall(req["dest"])  # noqa: S202
     payload.drain()
@@ -333,13 +401,21 @@ def op_put_tar(req: dict[str, Any], payload: Payload) -> None:
 
 
 def op_get_file(req: dict[str, Any]) -> None:
-    fd = os.open(req["path"], os.O_RDONLY | os.O_NOFOLLOW)
+    fd = open_regular(req["path"], os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        limit = int(req.get("limit", size))
+        if size > limit:
+            raise ValueError(f"{req['path']!r} holds {size} bytes, over the limit of {limit}")
+    except BaseException:
+        os.close(fd)
+        raise
     send({"ok": True, "chunked": True})
     error = None
     try:
         sink = ChunkWriter()
-        while True:
-            data = os.read(fd, CHUNK)
+        while sink.total < limit:
+            data = os.read(fd, min(CHUNK, limit - sink.total))
             if not data:
                 break
             sink.write(data)
@@ -351,12 +427,44 @@ def op_get_file(req: dict[str, Any]) -> None:
     send({"ok": error is None, "error": error})
 
 
-def add_tree(tar: tarfile.TarFile, root: str) -> None:
+class TooBig(Exception):
+    """A copy-out would pass its byte or entry limit."""
+
+
+class Budget:
+    """What a copy-out may still send: bytes on the wire, and entries.
+
+    Each entry is charged its header and the apparent size of its data (st_size, as
+    tar pads it) before any of the data is read: a sparse file or a pile of hard
+    links to one big file is refused without reading it.
+    """
+
+    def __init__(self, sink: ChunkWriter, limit: int, max_entries: int) -> None:
+        self.sink = sink
+        self.limit = limit
+        self.max_entries = max_entries
+        self.entries = 0
+
+    def charge(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        self.entries += 1
+        if self.entries > self.max_entries:
+            raise TooBig(f"the workspace holds more than {self.max_entries} entries")
+        header = len(info.tobuf(tar.format, tar.encoding, tar.errors))
+        data = -(-info.size // TAR_BLOCK) * TAR_BLOCK if info.isreg() else 0
+        if self.sink.total + header + data > self.limit:
+            raise TooBig(
+                f"the workspace is over the limit of {self.limit} bytes "
+                f"(reached at {info.name!r}, {info.size} bytes)"
+            )
+
+
+def add_tree(tar: tarfile.TarFile, root: str, budget: Budget) -> None:
     """Add what is under root, depth first, without recursion (trees may be deep).
 
     Every process is dead by now, so nothing changes underneath. Entries the command
     made unreadable belong to this uid: they are opened up, read and restored, and the
-    archive records their original modes. Hard links become plain copies.
+    archive records their original modes. Hard links become plain copies (each one
+    charged in full). Members are not kept: a tar of many entries stays small.
     """
     todo: list[tuple[str, str, int]] = [
         (os.path.join(root, n), n, -1) for n in sorted(os.listdir(root), reverse=True)
@@ -372,6 +480,8 @@ def add_tree(tar: tarfile.TarFile, root: str) -> None:
         if info.islnk():
             info.type, info.linkname = tarfile.REGTYPE, ""
             info.size = os.lstat(path).st_size
+        info.mtime = int(info.mtime)  # a float costs every entry a PAX header
+        budget.charge(tar, info)
         if info.isreg():
             add_file(tar, path, info)
         elif info.isdir():
@@ -383,6 +493,7 @@ def add_tree(tar: tarfile.TarFile, root: str) -> None:
                 todo.append((os.path.join(path, name), arcname + "/" + name, -1))
         else:
             tar.addfile(info)
+        tar.members = []  # type: ignore[attr-defined]  # tarfile keeps every member
 
 
 def add_file(tar: tarfile.TarFile, path: str, info: tarfile.TarInfo) -> None:
@@ -397,13 +508,17 @@ def add_file(tar: tarfile.TarFile, path: str, info: tarfile.TarInfo) -> None:
 
 
 def op_get_tar(req: dict[str, Any]) -> None:
+    sink = ChunkWriter()
+    budget = Budget(sink, int(req["limit"]), int(req["max_entries"]))
     send({"ok": True, "chunked": True})
     error = None
     try:
         with tarfile.open(
-            fileobj=cast("IO[bytes]", ChunkWriter()), mode="w|", format=tarfile.PAX_FORMAT
+            fileobj=cast("IO[bytes]", sink), mode="w|", format=tarfile.PAX_FORMAT
         ) as tar:
-            add_tree(tar, req["path"])
+            add_tree(tar, req["path"], budget)
+    except TooBig as exc:
+        error = str(exc)
     except (OSError, tarfile.TarError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     write_all(LENGTH.pack(0))
@@ -445,14 +560,14 @@ def not_dumpable() -> None:
 
 def main() -> None:
     not_dumpable()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ignored, not handled: commands reset both to the default before they exec.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         while True:
-            try:
-                req = receive()
-            except EOFError:
-                return
-            handle(req)
+            handle(receive())
+    except EOFError:  # the host hung up: between requests, or during a command
+        return
     finally:
         kill_all()
 

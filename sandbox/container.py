@@ -1,11 +1,16 @@
 """Hardened sandbox containers: how they are created, started, named and removed.
 
-Every container runs the supervisor as PID 1 under a non-root uid, on a read-only
+Every container runs the supervisor as PID 1 under a uid (and gid) of its own, drawn
+at random from 100000-199999, so that it is no host account and shares no per-user
+kernel limits (inotify instances, pipe pages) with other sandboxes; on a read-only
 root with size-limited tmpfs for /tmp, home and the workspace, with no capabilities,
 no new privileges, no network unless asked, Docker's default seccomp profile, pids,
 memory (no swap), CPU and ulimits, no host environment, no logging of its streams,
 and never the Docker socket. Labels name it as a sandbox and name its owner process,
 so the reaper can remove what a dead process left behind.
+
+Every Docker call goes through the SDK, whose connection errors (``requests``'s, e.g.
+while dockerd restarts) are not DockerExceptions: both are translated here, once.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 from docker.types import LogConfig, Ulimit
 
 from sandbox._channel import Channel, ChannelTimeout
@@ -36,7 +42,7 @@ LABEL_EXPIRES = "firstmate.expires"
 LABEL_RUN = "firstmate.run"
 LABEL_STEP = "firstmate.step"
 NAME_PREFIX = "fm-"
-UID = 1000
+UID_RANGE = range(100_000, 200_000)
 WORKSPACE = "/workspace"
 HOME = "/home/sandbox"
 BASE_ENV = {
@@ -49,6 +55,8 @@ BASE_ENV = {
 MAX_LIFETIME_S = 24 * 3600
 _READY_TIMEOUT_S = 30.0
 _SUPERVISOR = (Path(__file__).parent / "_supervisor.py").read_text()
+# What a Docker SDK call raises: the engine's answers, and the connection's failures.
+DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
 def connect(base_url: str | None = None) -> docker.DockerClient:
@@ -56,7 +64,7 @@ def connect(base_url: str | None = None) -> docker.DockerClient:
     try:
         client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
         client.ping()
-    except docker.errors.DockerException as exc:
+    except DOCKER_ERRORS as exc:
         where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         raise DockerUnavailable(
             f"cannot reach the Docker engine at {where}: {exc}. "
@@ -112,6 +120,14 @@ def _slug(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "_", value)[:40] or "_"
 
 
+def sandbox_uid() -> int:
+    """A uid (also the gid) for one container: random in UID_RANGE, never this process's."""
+    while True:
+        uid = UID_RANGE.start + secrets.randbelow(len(UID_RANGE))
+        if uid not in {os.getuid(), os.geteuid()}:
+            return uid
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     """A container whose supervisor has answered, and the channel to it."""
@@ -119,6 +135,7 @@ class Started:
     container_id: str
     name: str
     channel: Channel
+    uid: int
 
 
 class ContainerFactory:
@@ -139,7 +156,7 @@ class ContainerFactory:
             raise ImageError(
                 f"sandbox image {self.image!r} is not built: run `firstmate sandbox build`"
             ) from exc
-        except docker.errors.DockerException as exc:
+        except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"cannot inspect image {self.image!r}: {exc}") from exc
 
     def start(
@@ -157,13 +174,14 @@ class ContainerFactory:
         if step_id:
             labels[LABEL_STEP] = step_id
         api = self.client.api
+        uid = sandbox_uid()
         try:
             created = api.create_container(
                 self.image,
                 command=["python3", "-I", "-S", "-c", _SUPERVISOR],
                 name=name,
                 labels=labels,
-                user=f"{UID}:{UID}",
+                user=f"{uid}:{uid}",
                 working_dir=WORKSPACE,
                 environment=BASE_ENV,
                 hostname="sandbox",
@@ -173,22 +191,22 @@ class ContainerFactory:
                 detach=False,
                 tty=False,
                 network_disabled=not limits.network,
-                host_config=api.create_host_config(**self._host_config(limits)),
+                host_config=api.create_host_config(**self._host_config(limits, uid)),
             )
             cid = str(created["Id"])
         except docker.errors.ImageNotFound as exc:
             raise ImageError(f"sandbox image {self.image!r} is gone: {exc}") from exc
-        except docker.errors.DockerException as exc:
+        except DOCKER_ERRORS as exc:
             raise DockerUnavailable(f"cannot create a sandbox container: {exc}") from exc
         try:
-            return Started(cid, name, self._attach_and_start(cid))
+            return Started(cid, name, self._attach_and_start(cid), uid)
         except BaseException:
             self.remove(cid)
             raise
 
-    def _host_config(self, limits: Limits) -> dict[str, Any]:
+    def _host_config(self, limits: Limits, uid: int) -> dict[str, Any]:
         tmp = f"rw,exec,nosuid,nodev,size={limits.tmpfs_mb}m"
-        owned = f"uid={UID},gid={UID}"
+        owned = f"uid={uid},gid={uid}"
         fsize = limits.fsize_mb * MIB
         config: dict[str, Any] = {
             "network_mode": "bridge" if limits.network else "none",
@@ -226,7 +244,7 @@ class ContainerFactory:
             handle = api.attach_socket(cid, params=streams)
             channel = Channel(handle)
             api.start(cid)
-        except docker.errors.DockerException as exc:
+        except (*DOCKER_ERRORS, OSError) as exc:
             raise DockerUnavailable(f"cannot start sandbox container {cid[:12]}: {exc}") from exc
         try:
             channel.call({"op": "ping"}, deadline=time.monotonic() + _READY_TIMEOUT_S).ok("ping")
@@ -243,7 +261,7 @@ class ContainerFactory:
         name = sandbox_name(run_id, step_id)
         try:
             self.client.api.rename(cid, name)
-        except docker.errors.DockerException as exc:
+        except DOCKER_ERRORS as exc:
             raise SandboxClosed(f"cannot name sandbox {cid[:12]}: {exc}") from exc
         return name
 
@@ -251,19 +269,19 @@ class ContainerFactory:
         """Whether Docker saw the container's memory cgroup kill its init."""
         try:
             return bool(self.client.api.inspect_container(cid)["State"].get("OOMKilled"))
-        except docker.errors.DockerException:
+        except DOCKER_ERRORS:
             return False
 
     def exit_detail(self, cid: str) -> str:
         try:
             state = self.client.api.inspect_container(cid)["State"]
-        except docker.errors.DockerException as exc:
+        except DOCKER_ERRORS as exc:
             return f"container state unknown ({exc})"
         return f"container status {state.get('Status')}, exit code {state.get('ExitCode')}"
 
     def kill(self, cid: str) -> None:
         """Kill the container now (everything in it dies with its init)."""
-        with suppress(docker.errors.DockerException):  # already gone: nothing to kill
+        with suppress(*DOCKER_ERRORS):  # gone, or Docker away: the reaper finds it later
             self.client.api.kill(cid)
 
     def remove(self, cid: str) -> None:
@@ -275,3 +293,5 @@ class ContainerFactory:
         except docker.errors.APIError as exc:
             if "already in progress" not in str(exc):
                 raise DockerUnavailable(f"cannot remove sandbox {cid[:12]}: {exc}") from exc
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot remove sandbox {cid[:12]}: {exc}") from exc

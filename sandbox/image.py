@@ -17,7 +17,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from sandbox.errors import ImageError
+from sandbox.container import DOCKER_ERRORS
+from sandbox.errors import DockerUnavailable, ImageError
 
 REGISTRY_BASE = "python:3.12-slim"
 OFFLINE_BASE = "firstmate-sandbox-base:bookworm"
@@ -33,6 +34,8 @@ def image_exists(client: docker.DockerClient, tag: str) -> bool:
         client.images.get(tag)
     except docker.errors.ImageNotFound:
         return False
+    except DOCKER_ERRORS as exc:
+        raise DockerUnavailable(f"cannot inspect image {tag!r}: {exc}") from exc
     return True
 
 
@@ -68,7 +71,7 @@ def build_image(
     except docker.errors.BuildError as exc:
         lines = "".join(str(x.get("stream", x.get("error", ""))) for x in exc.build_log)
         raise ImageError(f"building {tag} failed: {exc.msg}\n{lines[-2000:]}") from exc
-    except docker.errors.DockerException as exc:
+    except DOCKER_ERRORS as exc:
         raise ImageError(f"building {tag} failed: {exc}") from exc
     say(f"built {tag}: {image.id}")
     return str(image.id)
@@ -80,7 +83,7 @@ def _pull(client: docker.DockerClient, ref: str, say: Say) -> str | None:
     say(f"pulling {ref}")
     try:
         client.images.pull(ref)
-    except docker.errors.DockerException as exc:
+    except DOCKER_ERRORS as exc:
         say(f"cannot pull {ref} ({str(exc).splitlines()[0][:200]}); building the base offline")
         return None
     return ref
@@ -122,7 +125,7 @@ def _import(client: docker.DockerClient, root: Path) -> None:
         try:
             repo, tag = OFFLINE_BASE.split(":")
             client.api.import_image_from_stream(tar.stdout, repository=repo, tag=tag)
-        except docker.errors.DockerException as exc:
+        except DOCKER_ERRORS as exc:
             tar.kill()
             raise ImageError(f"docker import of the base failed: {exc}") from exc
     if tar.returncode != 0:

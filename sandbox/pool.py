@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 _PING_TIMEOUT_S = 2.0
 _BACKOFF_MAX_S = 30.0
 _REAP_EVERY_S = 60.0
+_REMOVE_ATTEMPTS = 3
+_REMOVE_BACKOFF_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +114,11 @@ class SandboxPool:
     ) -> Iterator[Sandbox]:
         """A sandbox for one step; removed when the block ends.
 
-        With ``workspace``, the directory's contents are copied in first and what the
-        sandbox left in its workspace is copied back at the end, also when the block
-        raised (then a failed copy does not hide the original error).
+        With ``workspace``, the directory's contents are copied in first, and at the end
+        what the sandbox changed in its workspace is applied back, also when the block
+        raised (then a failed copy does not hide the original error). Only changes go
+        back, so steps running in parallel on one workspace keep each other's work;
+        ``sandbox.synced`` then says what was changed, deleted and skipped.
         """
         self.start()
         want = limits or self.limits
@@ -139,7 +143,12 @@ class SandboxPool:
             return PoolStats(self._hits, self._misses, len(self._warm), self._last_error)
 
     def close(self) -> None:
-        """Remove the warm sandboxes and wait for pending removals."""
+        """Remove the warm sandboxes and wait for pending removals.
+
+        The refill thread is joined first: a container it is still starting is
+        discarded when it comes up, and must reach the removal queue before the
+        remover is told to stop.
+        """
         with self._cond:
             self._closed = True
             doomed = list(self._warm)
@@ -147,11 +156,13 @@ class SandboxPool:
             self._cond.notify_all()
         for sandbox in doomed:
             self._discard(sandbox)
+        refill, remover = self._threads or (None, None)
+        if refill is not None:
+            refill.join(timeout=60)
         self._doomed.put(None)
-        for thread in self._threads:
-            thread.join(timeout=60)
-        if not self._threads:
-            self._drain_removals()
+        if remover is not None:
+            remover.join(timeout=60)
+        self._drain_removals()
 
     def __enter__(self) -> SandboxPool:
         return self.start()
@@ -212,6 +223,7 @@ class SandboxPool:
     # -- background work ---------------------------------------------------------
 
     def _refill_loop(self) -> None:
+        """Keep ``size`` sandboxes warm and reap orphans each minute; never dies."""
         backoff = 1.0
         next_reap = time.monotonic() + _REAP_EVERY_S
         while True:
@@ -225,10 +237,15 @@ class SandboxPool:
                     self._creating += 1
             if time.monotonic() >= next_reap:
                 next_reap = time.monotonic() + _REAP_EVERY_S
-                with suppress(SandboxError):
-                    reaper.reap_orphans(self._factory.client)
+                self._reap()
             if need:
                 backoff = self._warm_one(backoff)
+
+    def _reap(self) -> None:
+        try:
+            reaper.reap_orphans(self._factory.client)
+        except Exception as exc:  # a background thread must outlive any failure
+            self._failed("cannot reap orphaned sandboxes", exc)
 
     def _short(self) -> bool:
         return len(self._warm) + self._creating < self.size
@@ -236,11 +253,10 @@ class SandboxPool:
     def _warm_one(self, backoff: float) -> float:
         try:
             sandbox = Sandbox(self._factory, self._factory.start(self.limits), self.limits)
-        except SandboxError as exc:
-            log.warning("cannot warm a sandbox (retrying in %.0fs): %s", backoff, exc)
+        except Exception as exc:  # not only SandboxError: the refill thread must not die
+            self._failed(f"cannot warm a sandbox (retrying in {backoff:.0f}s)", exc)
             with self._cond:
                 self._creating -= 1
-                self._last_error = str(exc)
                 self._cond.wait(backoff)
             return min(backoff * 2, _BACKOFF_MAX_S)
         with self._cond:
@@ -271,7 +287,19 @@ class SandboxPool:
                 self._remove(cid)
 
     def _remove(self, cid: str) -> None:
-        try:
-            self._factory.remove(cid)
-        except SandboxError as exc:  # the reaper will find it by its label
-            log.warning("could not remove sandbox %s: %s", cid[:12], exc)
+        """Remove one container, retrying a little; failing that, the reaper will."""
+        for attempt in range(_REMOVE_ATTEMPTS):
+            try:
+                self._factory.remove(cid)
+            except Exception as exc:  # the removal thread must outlive any failure
+                self._failed(f"could not remove sandbox {cid[:12]}", exc)
+                if attempt + 1 < _REMOVE_ATTEMPTS:
+                    time.sleep(_REMOVE_BACKOFF_S * 2**attempt)
+            else:
+                return
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """Log a background failure and keep it for ``stats().last_error``."""
+        log.warning("%s: %s", what, exc, exc_info=not isinstance(exc, SandboxError))
+        with self._cond:
+            self._last_error = f"{what}: {type(exc).__name__}: {exc}"

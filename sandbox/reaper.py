@@ -7,6 +7,8 @@ pid's start time) and an expiry, so any process on the engine can tell an orphan
 - a container that is not running (its supervisor exited when its owner hung up);
 - a running one whose owner is checkable from here (same boot and pid namespace) and
   gone, or whose pid now belongs to a younger process;
+- a created one (never started) whose owner is gone like that, or that has waited
+  more than two minutes for its start;
 - a running one past its expiry, whoever owns it.
 """
 
@@ -20,6 +22,7 @@ import docker
 import docker.errors
 
 from sandbox.container import (
+    DOCKER_ERRORS,
     LABEL,
     LABEL_EXPIRES,
     LABEL_OWNER,
@@ -49,7 +52,7 @@ class Seen:
 def is_orphan(seen: Seen, *, me: str, now: float) -> bool:
     """Whether ``seen`` belongs to nobody (``me`` is this process's owner key)."""
     if seen.state == "created":
-        return now - seen.created > _CREATED_GRACE_S
+        return now - seen.created > _CREATED_GRACE_S or _owner_gone(seen, me)
     if seen.state != "running":
         return True
     try:
@@ -57,6 +60,11 @@ def is_orphan(seen: Seen, *, me: str, now: float) -> bool:
             return True
     except ValueError:
         return True
+    return _owner_gone(seen, me)
+
+
+def _owner_gone(seen: Seen, me: str) -> bool:
+    """Whether the owner is checkable from here and has exited (or its pid was reused)."""
     owner = seen.labels.get(LABEL_OWNER, "").split(":")
     here = me.split(":")
     if len(owner) != 4 or owner[:2] != here[:2]:
@@ -98,7 +106,7 @@ def kill_sandboxes(
 def _sandboxes(client: docker.DockerClient) -> list[Seen]:
     try:
         found = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
-    except docker.errors.DockerException as exc:
+    except DOCKER_ERRORS as exc:
         raise DockerUnavailable(f"cannot list sandbox containers: {exc}") from exc
     return [
         Seen(
@@ -123,3 +131,5 @@ def _remove(client: docker.DockerClient, seen: Seen) -> None:
     except docker.errors.APIError as exc:
         if "already in progress" not in str(exc):
             raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc
+    except DOCKER_ERRORS as exc:
+        raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 import threading
 import time
@@ -20,19 +21,26 @@ from sandbox.errors import (
     WorkspaceSyncError,
 )
 from sandbox.limits import MIB, Limits
+from sandbox.manifest import MAX_ENTRIES, Manifest
 from sandbox.result import ExecResult
+from sandbox.workspace import SyncReport
 
 # How long past a command's own timeout the host waits for the supervisor to answer
 # before it kills the whole container itself.
 _GRACE_S = 5.0
 _TRANSFER_TIMEOUT_S = 300.0
 _KILLED = 137
+# A copy-out may carry the workspace plus this much of tar headers and padding; the
+# supervisor stops before passing it, and the host reads a few blocks more at most.
+_TAR_OVERHEAD = 64 * MIB
+_TAR_SLACK = 64 * 1024
 
 
 class Sandbox:
     """A container that runs commands for one step, then is thrown away.
 
-    Thread-safe: operations on one sandbox run one at a time.
+    Thread-safe: operations on one sandbox run one at a time. ``synced`` says what the
+    last ``pull_dir`` (the copy-back at the end of ``acquire``) applied to the host.
     """
 
     def __init__(self, factory: ContainerFactory, started: Started, limits: Limits) -> None:
@@ -43,6 +51,9 @@ class Sandbox:
         self.name = started.name
         self.image_digest = factory.image_digest
         self.limits = limits
+        self.uid = started.uid
+        self.synced: SyncReport | None = None
+        self._sent: dict[tuple[str, str], Manifest] = {}
 
     @property
     def alive(self) -> bool:
@@ -126,33 +137,51 @@ class Sandbox:
         self._call(request, io.BytesIO(data), len(data), f"put_file {path!r}")
 
     def get_file(self, path: str, *, limit: int = 256 * MIB) -> bytes:
-        """Read ``path`` (relative paths are under the workspace)."""
+        """Read the regular file ``path`` (relative paths are under the workspace).
+
+        A file larger than ``limit`` bytes, a FIFO or a device is refused.
+        """
         sink = io.BytesIO()
-        request = {"op": "get_file", "path": _absolute(path)}
+        request = {"op": "get_file", "path": _absolute(path), "limit": limit}
         self._chunked(request, sink, limit, f"get_file {path!r}", OperationFailed)
         return sink.getvalue()
 
     def push_dir(self, src: Path, dest: str = WORKSPACE) -> None:
-        """Copy the contents of the host directory ``src`` into ``dest``."""
-        tar, size = workspace.pack(src)
+        """Copy the contents of the host directory ``src`` into ``dest``.
+
+        What was sent is remembered, so that ``pull_dir`` applies only what changed.
+        """
+        tar, size, sent = workspace.pack(src)
         with tar:
             request = {"op": "put_tar", "dest": dest}
             try:
                 self._call(request, tar, size, f"copy {str(src)!r} in")
             except OperationFailed as exc:
                 raise WorkspaceSyncError(str(exc)) from exc
+        self._sent[_key(src, dest)] = sent
 
     def pull_dir(self, dest: Path, src: str = WORKSPACE) -> list[str]:
-        """Make the host directory ``dest`` hold what ``src`` holds; return what was skipped.
+        """Apply to the host directory ``dest`` what changed in ``src``; return what was skipped.
 
-        If anything fails, ``dest`` is left as it was.
+        Only what differs from what ``push_dir`` sent there is applied: new and changed
+        entries, and deletions of entries that were sent (nothing is deleted if
+        nothing was sent). Other host entries stay as they are, so sandboxes working in
+        parallel on one directory keep each other's changes. ``synced`` then holds the
+        whole report. Every failure is a WorkspaceSyncError.
         """
-        limit = (self.limits.workspace_mb + 64) * MIB
+        limit = (self.limits.workspace_mb * MIB) + _TAR_OVERHEAD
+        request = {"op": "get_tar", "path": src, "limit": limit, "max_entries": MAX_ENTRIES}
         with tempfile.SpooledTemporaryFile(max_size=8 * MIB) as sink:
-            request = {"op": "get_tar", "path": src}
-            self._chunked(request, sink, limit, f"copy {src} out", WorkspaceSyncError)
+            try:
+                self._chunked(
+                    request, sink, limit + _TAR_SLACK, f"copy {src} out", WorkspaceSyncError
+                )
+            except SandboxClosed as exc:
+                raise WorkspaceSyncError(f"copy {src} out: {exc}") from exc
             sink.seek(0)
-            return workspace.replace_from_tar(sink, dest)
+            report = workspace.sync_back(sink, dest, self._sent.get(_key(dest, src), {}))
+        self.synced = report
+        return report.skipped
 
     def ping(self, *, timeout: float = 5.0) -> None:
         """Check that the supervisor answers."""
@@ -206,6 +235,8 @@ class Sandbox:
                 self.close()
                 raise error(f"{what}: no answer in {_TRANSFER_TIMEOUT_S:.0f}s") from None
             except (ProtocolError, OperationFailed) as exc:
+                if self._channel.closed:  # hung up mid-stream: the sandbox is useless now
+                    self.close()
                 raise error(f"{what}: {exc}") from exc
             _raise_unless_ok(trailer, what, error)
 
@@ -236,6 +267,11 @@ def _check_command(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> Non
 def _raise_unless_ok(reply: Reply, what: str, error: type[OperationFailed]) -> None:
     if reply.header.get("ok") is not True:
         raise error(f"{what}: {reply.header.get('error') or 'failed'}")
+
+
+def _key(host: Path, inside: str) -> tuple[str, str]:
+    """What a copy-in is remembered by: the host directory's real path and the target."""
+    return os.path.realpath(host), inside
 
 
 def _absolute(path: str) -> str:

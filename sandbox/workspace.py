@@ -3,157 +3,208 @@
 Warm containers exist before anyone knows which workspace a step will use, so the
 workspace is not a bind mount: it is a size-limited tmpfs inside the container, filled
 from a tar of the host directory when the sandbox is acquired and copied back when it
-is released. The way back is untrusted (whatever ran in the sandbox wrote it), so it
-is extracted by our own rules into a fresh directory, and only then swapped in:
+is released.
 
-- only regular files, directories and symlinks; no devices, fifos or hard links to
-  outside; setuid/setgid/sticky bits dropped;
-- no absolute names, no ``..``; symlinks are made last, and one that points outside
-  the workspace is skipped;
-- everything is created by this process, so it is owned by the host user.
+The way in (``pack``) is trusted: files, directories, symlinks and hard links go in as
+they are, and a manifest records what was sent (see ``manifest``).
+
+The way back (``sync_back``) is untrusted and incremental, so that sandboxes running
+in parallel on one workspace do not undo each other's work: the sandbox's tar is
+extracted by our rules (``_untar``) into a fresh staging directory beside the
+workspace, compared with the manifest, and only what this sandbox changed is applied
+(``_apply``), under an exclusive ``flock`` on ``.<name>.lock`` beside the workspace
+(``pack`` takes it shared, so it never reads a half-applied copy-back). Every failure
+is a WorkspaceSyncError; each entry applied is whole, and the staging directory is
+always removed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-import shutil
+import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
-from typing import IO
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, cast
 
+from sandbox import _apply, _untar
 from sandbox.errors import WorkspaceSyncError
+from sandbox.manifest import (
+    Entry,
+    HashingReader,
+    Kind,
+    Manifest,
+    compare,
+    dir_entry,
+    file_entry,
+    link_entry,
+)
 
 _SPOOL = 8 * 1024 * 1024
+# What fails while touching files: OSError mostly; the rest so nothing escapes untranslated.
+_FAILURES = (OSError, RecursionError, EOFError, tarfile.TarError, ValueError)
 
 
-def pack(src: Path) -> tuple[IO[bytes], int]:
-    """A tar of the contents of ``src`` (symlinks kept as links), and its size."""
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What a copy-back applied to the host workspace.
+
+    ``changed`` lists the relative paths written (new or changed), ``deleted`` those
+    removed, and ``skipped`` what the sandbox had that was not applied, and why.
+    """
+
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+# -- the way in ------------------------------------------------------------------
+
+
+def pack(src: Path) -> tuple[IO[bytes], int, Manifest]:
+    """A tar of the contents of ``src``, its size, and the manifest of what it holds.
+
+    Symlinks stay links and hard links stay links. FIFOs, sockets and devices are not
+    carried (nor recorded, so the copy-back never touches them).
+    """
     if not src.is_dir():
         raise WorkspaceSyncError(f"workspace {str(src)!r} is not a directory")
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned open
     try:
-        with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for entry in sorted(src.iterdir()):
-                tar.add(entry, arcname=entry.name, filter=_portable)
-    except OSError as exc:
+        with (
+            _locked(src, fcntl.LOCK_SH, required=False),
+            tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            sent = _add_tree(tar, src)
+    except _FAILURES as exc:
         spool.close()
         raise WorkspaceSyncError(f"cannot read workspace {str(src)!r}: {exc}") from exc
     size = spool.tell()
     spool.seek(0)
-    return spool, size
+    return spool, size, sent
 
 
-def _portable(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    if not (info.isreg() or info.isdir() or info.issym()):
+def _add_tree(tar: tarfile.TarFile, root: Path) -> Manifest:
+    """Add everything under ``root``, depth first and without recursion."""
+    sent: Manifest = {}
+    digests: dict[tuple[int, int], bytes] = {}  # by inode: a hard link's content
+    todo = [(root / name, name) for name in sorted(os.listdir(root), reverse=True)]
+    while todo:
+        path, rel = todo.pop()
+        entry = _add_one(tar, path, rel, digests)
+        tar.members = []  # type: ignore[attr-defined]  # tarfile keeps every member
+        if entry is None:
+            continue
+        sent[rel] = entry
+        if entry.kind is Kind.DIR:
+            names = sorted(os.listdir(path), reverse=True)
+            todo.extend((path / name, f"{rel}/{name}") for name in names)
+    return sent
+
+
+def _add_one(
+    tar: tarfile.TarFile, path: Path, rel: str, digests: dict[tuple[int, int], bytes]
+) -> Entry | None:
+    info = tar.gettarinfo(str(path), rel)
+    if info is None or not (info.isreg() or info.islnk() or info.isdir() or info.issym()):
         return None
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    return info
+    info.mtime = int(info.mtime)  # a float costs every entry a PAX header
+    st = os.lstat(path)
+    inode = (st.st_ino, st.st_dev)
+    if info.isreg():
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            reader = HashingReader(f)
+            tar.addfile(info, cast("IO[bytes]", reader))  # read() is all tarfile uses
+        digests[inode] = reader.digest()
+        return file_entry(info.mode, info.size, digests[inode])
+    tar.addfile(info)
+    if info.islnk():  # a second name of a file already sent
+        return file_entry(info.mode, st.st_size, digests[inode])
+    if info.isdir():
+        return dir_entry(info.mode)
+    return link_entry(info.linkname)
 
 
-def replace_from_tar(stream: IO[bytes], dest: Path) -> list[str]:
-    """Make ``dest`` hold exactly what the tar holds; return what was skipped and why.
+# -- the way back ----------------------------------------------------------------
 
-    On any error ``dest`` is left as it was.
+
+def sync_back(stream: IO[bytes], dest: Path, sent: Mapping[str, Entry]) -> SyncReport:
+    """Apply to ``dest`` what the tar holds that differs from ``sent``; say what was done.
+
+    With an empty ``sent`` (nothing was copied in), everything is new and nothing is
+    deleted. On a failure, entries applied so far stay (each whole), the rest are as
+    they were, and WorkspaceSyncError says what failed.
     """
-    with _staging(dest) as staged:
-        skipped = extract(stream, staged)
-        _swap_contents(staged, dest)
-    return skipped
-
-
-def extract(stream: IO[bytes], dest: Path) -> list[str]:
-    """Extract an untrusted tar into the empty directory ``dest`` by the rules above."""
-    skipped: list[str] = []
-    links: list[tuple[PurePosixPath, str]] = []
-    dir_modes: list[tuple[Path, int]] = []
+    dest = Path(os.path.realpath(dest))
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                rel = _safe_name(member.name)
-                if rel is None:
-                    skipped.append(f"{member.name}: name outside the workspace")
-                elif member.isdir():
-                    path = dest / rel
-                    path.mkdir(parents=True, exist_ok=True)
-                    dir_modes.append((path, member.mode & 0o777))
-                elif member.isreg():
-                    _write_file(tar, member, dest / rel)
-                elif member.issym():
-                    links.append((rel, member.linkname))
-                else:
-                    skipped.append(f"{member.name}: not a file, directory or symlink")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise WorkspaceSyncError(f"cannot unpack the sandbox's workspace: {exc}") from exc
-    skipped += [_make_link(dest, rel, target) for rel, target in links]
-    for path, mode in sorted(dir_modes, key=lambda x: len(x[0].parts), reverse=True):
-        path.chmod(mode)
-    return [s for s in skipped if s]
-
-
-def _safe_name(name: str) -> PurePosixPath | None:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts or path == PurePosixPath("."):
-        return None
-    return PurePosixPath(*[p for p in path.parts if p != "."])
-
-
-def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    source = tar.extractfile(member)
-    if source is None:
-        raise tarfile.ExtractError(f"{member.name}: no data")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(source, out, 1 << 20)
-    os.chmod(path, member.mode & 0o777)
-    os.utime(path, (member.mtime, member.mtime))
-
-
-def _make_link(root: Path, rel: PurePosixPath, target: str) -> str:
-    """Create one symlink if it stays inside ``root``; else say why it was skipped."""
-    joined = os.path.normpath(os.path.join(str(rel.parent), target))
-    if target.startswith("/") or joined == ".." or joined.startswith("../"):
-        return f"{rel}: symlink to {target!r} points outside the workspace"
-    path = root / rel
-    real_root = os.path.realpath(root)
-    parent = os.path.realpath(path.parent)
-    if not (parent == real_root or parent.startswith(real_root + os.sep)):
-        return f"{rel}: symlink under a linked directory"
-    if path.exists() or path.is_symlink():
-        return f"{rel}: symlink over an existing entry"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(target, path)
-    resolved = os.path.realpath(path)
-    if not (resolved == real_root or resolved.startswith(real_root + os.sep)):
-        path.unlink()
-        return f"{rel}: symlink to {target!r} resolves outside the workspace"
-    return ""
+        with _staging(dest) as staged:
+            unpacked = _untar.extract(stream, staged, sent)
+            changes = compare(sent, unpacked.got, unpacked.kept)
+            with _locked(dest, fcntl.LOCK_EX, required=True):
+                applied = _apply.apply(changes, staged, dest, sent, unpacked.got)
+    except _FAILURES as exc:
+        raise WorkspaceSyncError(f"cannot copy the workspace back to {str(dest)!r}: {exc}") from exc
+    return SyncReport(applied.changed, applied.deleted, unpacked.skipped + applied.skipped)
 
 
 @contextmanager
 def _staging(dest: Path) -> Iterator[Path]:
-    """A fresh directory beside ``dest`` (same filesystem, so the swap is renames)."""
+    """A fresh directory beside ``dest`` (same filesystem, so entries move by rename)."""
     dest.mkdir(parents=True, exist_ok=True)
-    try:
-        staged = Path(tempfile.mkdtemp(prefix=f".{dest.name}.sync-", dir=dest.parent))
-    except OSError:
-        staged = Path(tempfile.mkdtemp(prefix="firstmate-sync-"))
+    staged = Path(tempfile.mkdtemp(prefix=f".{dest.name}.sync-", dir=dest.parent))
     try:
         yield staged
     finally:
-        shutil.rmtree(staged, ignore_errors=True)
+        remove_tree(staged)
 
 
-def _swap_contents(staged: Path, dest: Path) -> None:
-    for entry in list(dest.iterdir()):
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
+@contextmanager
+def _locked(dest: Path, operation: int, *, required: bool) -> Iterator[None]:
+    """Hold ``flock(operation)`` on ``.<name>.lock`` beside ``dest``.
+
+    Not ``required`` (reading), a lock file that cannot be made means no lock.
+    """
+    path = dest.parent / f".{dest.name}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        if required:
+            raise
+        fd = -1
+    if fd < 0:
+        yield
+        return
+    try:
+        fcntl.flock(fd, operation)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def remove_tree(root: Path) -> None:
+    """Remove ``root`` and everything under it, without recursion (trees may be deep).
+
+    Directories this process cannot write to or search are opened up first.
+    """
+    if not os.path.lexists(root):
+        return
+    todo: list[tuple[Path, bool]] = [(root, False)]
+    while todo:
+        path, emptied = todo.pop()
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(path)
+        elif emptied:
+            os.rmdir(path)
         else:
-            entry.unlink()
-    for entry in list(staged.iterdir()):
-        shutil.move(str(entry), str(dest / entry.name))
+            if stat.S_IMODE(st.st_mode) & 0o700 != 0o700:
+                os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
+            todo.append((path, True))
+            todo.extend((path / name, False) for name in os.listdir(path))

@@ -74,22 +74,46 @@ def test_reply_with_blobs_split_across_frames_and_stderr_noise(peer: Peer) -> No
     assert channel.diagnostics == "supervisor warning"
 
 
-def test_chunked_reply_over_the_limit_is_refused_but_drained(peer: Peer) -> None:
+def test_chunked_reply_within_the_limit_arrives_whole(peer: Peer) -> None:
     def script(sock: socket.socket) -> None:
-        for _ in range(2):
-            _read_request(sock)
-            chunks = b"".join(struct.pack(">I", 4) + b"abcd" for _ in range(3))
-            sock.sendall(_frame(1, _message({"ok": True, "chunked": True})))
-            sock.sendall(_frame(1, chunks + struct.pack(">I", 0) + _message({"ok": True})))
+        _read_request(sock)
+        chunks = b"".join(struct.pack(">I", 4) + b"abcd" for _ in range(3))
+        sock.sendall(_frame(1, _message({"ok": True, "chunked": True})))
+        sock.sendall(_frame(1, chunks + struct.pack(">I", 0) + _message({"ok": True})))
 
     channel = peer(script)
-    small = io.BytesIO()
-    with pytest.raises(ProtocolError, match="over the limit"):
-        channel.call_chunked({"op": "get_tar"}, small, deadline=time.monotonic() + 5, limit=8)
-    big = io.BytesIO()
-    trailer = channel.call_chunked({"op": "get_tar"}, big, deadline=time.monotonic() + 5, limit=99)
+    sink = io.BytesIO()
+    trailer = channel.call_chunked({"op": "get_tar"}, sink, deadline=time.monotonic() + 5, limit=12)
     assert trailer.header["ok"] is True
-    assert big.getvalue() == b"abcd" * 3
+    assert sink.getvalue() == b"abcd" * 3
+    assert not channel.closed
+
+
+def test_a_chunked_reply_over_the_limit_is_cut_off_not_drained(peer: Peer) -> None:
+    """A runaway reply costs the host its limit, not the gigabytes that follow."""
+    sent: list[int] = []
+    chunk = struct.pack(">I", 1 << 16) + b"z" * (1 << 16)
+
+    def script(sock: socket.socket) -> None:
+        _read_request(sock)
+        sock.sendall(_frame(1, _message({"ok": True, "chunked": True})))
+        try:
+            for _ in range(4096):  # 256 MiB, if anyone kept reading
+                sock.sendall(_frame(1, chunk))
+                sent.append(len(chunk))
+        except OSError:  # the host hung up: what this test wants
+            pass
+
+    channel = peer(script)
+    sink = io.BytesIO()
+    with pytest.raises(ProtocolError, match="over the limit"):
+        channel.call_chunked(
+            {"op": "get_tar"}, sink, deadline=time.monotonic() + 5, limit=3 * (1 << 16) + 10
+        )
+    assert channel.closed
+    assert len(sink.getvalue()) == 3 * (1 << 16)  # whole chunks up to the limit, no more
+    time.sleep(0.2)
+    assert sum(sent) < 32 * (1 << 20)  # the peer was stopped long before the end
 
 
 def test_silence_is_a_timeout_and_hanging_up_is_closed(peer: Peer) -> None:

@@ -114,7 +114,7 @@ def test_fork_bomb_is_bounded_and_cleaned_up(pool: SandboxPool) -> None:
 
 
 def test_memory_bomb_is_oom_killed_and_reported(pool: SandboxPool) -> None:
-    with pool.acquire(limits=Limits(memory_mb=128)) as sb:
+    with pool.acquire(limits=Limits.for_memory(128)) as sb:
         bomb = sb.exec('python3 -c "x=[]\nwhile True: x.append(bytearray(10**7))"', timeout=60)
         survivor = sb.exec("echo still here")
     assert bomb.oom_killed
@@ -205,7 +205,7 @@ def test_host_environment_and_secrets_do_not_reach_the_sandbox(
     secret = "fm-test-secret-7d1f0c"
     monkeypatch.setenv("FIRSTMATE_TEST_SECRET", secret)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    with pool.acquire(limits=Limits(memory_mb=700)) as sb:  # a cold container, made now
+    with pool.acquire(limits=Limits.for_memory(700)) as sb:  # a cold container, made now
         env = sb.exec("env; cat /proc/1/environ; cat /proc/self/environ")
         mounts = sb.exec("cat /proc/mounts").stdout
         given = sb.exec("env", env={"GIVEN": "yes"})
@@ -273,7 +273,9 @@ def test_no_privilege_escalation(pool: SandboxPool) -> None:
     assert setuid_files.stdout == ""
     assert su.exit_code != 0
     assert "PermissionError" in setuid.stderr
-    assert whoami.stdout.strip() == "1000"
+    uid = int(whoami.stdout)
+    assert 100_000 <= uid < 200_000
+    assert uid not in {os.getuid(), os.geteuid()}
 
 
 def test_no_docker_socket_anywhere(pool: SandboxPool) -> None:
@@ -326,3 +328,44 @@ def test_no_sandbox_of_this_module_is_left_running(docker_client: docker.DockerC
     )
     mine = [c for c in running if str(os.getpid()) in c["Labels"].get("firstmate.owner", "")]
     assert len(mine) <= 2  # the module pool's warm sandboxes, nothing else
+
+
+def test_commands_cannot_end_the_supervisor_with_signals(pool: SandboxPool) -> None:
+    """PID 1 gets signals from its own container only through a handler: it has none."""
+    with pool.acquire() as sb:
+        attempt = sb.exec("kill -INT 1; kill -TERM 1; kill -HUP 1; sleep 0.5; echo sent")
+        after = sb.exec("echo still here")
+        own = sb.exec("kill -INT $$")  # commands still get the default actions
+    assert attempt.stdout == "sent\n", attempt.stderr
+    assert after.stdout == "still here\n"
+    assert own.exit_code == 128 + 2
+
+
+def test_filling_every_tmpfs_leaves_the_supervisor_alive(pool: SandboxPool) -> None:
+    """tmpfs pages count against memory: Limits leaves room for them all to be full."""
+    limits = Limits.for_memory(128)
+    fill = " ; ".join(
+        f"dd if=/dev/zero of={where}/fill bs=1M count=1024 2>/dev/null"
+        for where in ("/workspace", "/tmp", "$HOME", "/dev/shm")
+    )
+    with pool.acquire(limits=limits) as sb:
+        filled = sb.exec(f"{fill}; du -sm /workspace /tmp $HOME /dev/shm", timeout=60)
+        after = sb.exec("echo alive; du -sm /workspace | cut -f1")
+    assert filled.exit_code == 0, filled.stderr
+    assert after.stdout.split() == ["alive", str(limits.workspace_mb)]
+
+
+def test_each_sandbox_runs_as_a_uid_of_its_own(
+    pool: SandboxPool, docker_client: docker.DockerClient
+) -> None:
+    probe = "id -u; id -g; stat -c '%u:%g' /workspace $HOME; echo $USER $HOME"
+    with pool.acquire() as one, pool.acquire() as two:
+        seen = {sb.uid: sb.exec(probe).stdout.split() for sb in (one, two)}
+        users = {docker_client.api.inspect_container(sb.id)["Config"]["User"] for sb in (one, two)}
+    assert len(seen) == 2  # two sandboxes, two uids
+    for uid, words in seen.items():
+        assert 100_000 <= uid < 200_000
+        assert uid not in {os.getuid(), os.geteuid()}
+        owned = f"{uid}:{uid}"
+        assert words == [str(uid), str(uid), owned, owned, "sandbox", "/home/sandbox"]
+    assert users == {f"{uid}:{uid}" for uid in seen}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import docker
 import pytest
+import requests
 
 from sandbox import ExecResult, Limits, SandboxClosed, SandboxPool, kill_sandboxes
+from sandbox.container import Started
 from tests.conftest import IMAGE
 
 pytestmark = pytest.mark.docker
@@ -35,7 +38,7 @@ def test_matching_limits_are_served_warm_and_others_cold(pool: SandboxPool) -> N
     with pool.acquire(limits=Limits(timeout_s=5, output_bytes=4096)) as warm:
         assert warm.limits.timeout_s == 5  # per-command limits follow the request
         timed = warm.exec("sleep 10")
-    with pool.acquire(limits=Limits(memory_mb=300)) as cold:
+    with pool.acquire(limits=Limits.for_memory(300)) as cold:
         memory = cold.exec("cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
     after = pool.stats()
     assert timed.timed_out
@@ -163,3 +166,82 @@ def test_bad_commands_are_refused_before_they_cross(pool: SandboxPool) -> None:
     assert nowhere.exit_code == 126
     assert "cannot enter '/no/such/dir'" in nowhere.stderr
     assert still.stdout == "fine\n"
+
+
+def _until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def test_a_lost_docker_connection_does_not_stop_the_refill(
+    docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests' ConnectionError (dockerd restarting) is no DockerException."""
+    own = SandboxPool(IMAGE, size=1, client=docker_client)
+    real = own._factory.start
+    docker_away = threading.Event()
+    docker_away.set()
+
+    def start(limits: Limits, **ids: str | None) -> Started:
+        if docker_away.is_set():
+            raise requests.exceptions.ConnectionError("dockerd is restarting")
+        return real(limits, **ids)
+
+    monkeypatch.setattr(own._factory, "start", start)
+    with own:
+        assert _until(lambda: "dockerd is restarting" in (own.stats().last_error or ""))
+        docker_away.clear()
+        assert own.wait_warm(timeout=30)
+        assert own.stats().warm == 1
+        assert own.stats().last_error is None
+
+
+def test_a_failed_removal_does_not_stop_the_remover(
+    docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = SandboxPool(IMAGE, size=0, client=docker_client)
+    real = own._factory.remove
+    calls: list[str] = []
+
+    def remove(cid: str) -> None:
+        calls.append(cid)
+        if len(calls) == 1:
+            raise requests.exceptions.ConnectionError("dockerd is restarting")
+        real(cid)
+
+    monkeypatch.setattr(own._factory, "remove", remove)
+    with own:
+        used = []
+        for _ in range(2):
+            with own.acquire() as sb:
+                used.append(sb.id)
+        assert _until(lambda: not set(used) & _sandbox_ids(docker_client))
+        assert "ConnectionError" in (own.stats().last_error or "")
+    assert calls.count(used[0]) == 2  # retried after the failure
+
+
+def test_closing_while_a_sandbox_starts_leaks_nothing(
+    docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = SandboxPool(IMAGE, size=1, client=docker_client)
+    real = own._factory.start
+    starting = threading.Event()
+    made: list[str] = []
+
+    def slow_start(limits: Limits, **ids: str | None) -> Started:
+        starting.set()
+        time.sleep(1.0)  # close() comes now
+        started = real(limits, **ids)
+        made.append(started.container_id)
+        return started
+
+    monkeypatch.setattr(own._factory, "start", slow_start)
+    own.start()
+    assert starting.wait(10)
+    own.close()
+    assert len(made) == 1
+    assert made[0] not in _sandbox_ids(docker_client)

@@ -55,6 +55,17 @@ def test_stopped_and_stale_created_containers_are_orphans() -> None:
     assert is_orphan(_seen(owner_key(), state="created"), me=owner_key(), now=NOW + 600)
 
 
+def test_a_created_container_whose_owner_died_is_an_orphan_at_once() -> None:
+    """Its owner was killed between create and start: nobody will ever start it."""
+    boot, ns, _, _ = owner_key().split(":")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    created = _seen(f"{boot}:{ns}:{dead.pid}:12345", state="created")
+    elsewhere = _seen("otherboot:4026531836:1:100", state="created")
+    assert is_orphan(created, me=owner_key(), now=NOW)
+    assert not is_orphan(elsewhere, me=owner_key(), now=NOW)  # unknowable: wait
+
+
 HOLDER = """
 import sys
 from sandbox import SandboxPool
@@ -97,3 +108,50 @@ def test_killing_the_holder_leaves_nothing_after_the_reaper_pass(
 
     assert _owned_by(docker_client, holder.pid) == []
     assert len(removed) >= 2
+
+
+BUSY = """
+import sys
+from sandbox import SandboxPool
+with SandboxPool(sys.argv[1], size=0) as pool, pool.acquire() as sb:
+    print(sb.id, flush=True)
+    sb.exec("sleep 1000")
+"""
+
+
+def _sleeping(client: docker.DockerClient, cid: str) -> bool:
+    try:
+        listed = client.api.top(cid)
+    except docker.errors.APIError:  # not running: nothing sleeps in it
+        return False
+    return any("sleep 1000" in " ".join(row) for row in listed["Processes"] or [])
+
+
+@pytest.mark.docker
+def test_a_command_dies_at_once_with_the_process_holding_its_sandbox(
+    docker_client: docker.DockerClient,
+) -> None:
+    from tests.conftest import IMAGE
+
+    with subprocess.Popen(
+        [sys.executable, "-c", BUSY, IMAGE], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout is not None
+        cid = holder.stdout.readline().strip()
+        try:
+            deadline = time.monotonic() + 10
+            while not _sleeping(docker_client, cid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _sleeping(docker_client, cid)
+            os.kill(holder.pid, signal.SIGKILL)
+            holder.wait()
+            killed = time.monotonic()
+            while time.monotonic() - killed < 5:
+                state = docker_client.api.inspect_container(cid)["State"]
+                if not state["Running"]:
+                    break
+                time.sleep(0.05)
+            assert not _sleeping(docker_client, cid)
+            assert docker_client.api.inspect_container(cid)["State"]["Running"] is False
+        finally:
+            docker_client.api.remove_container(cid, force=True)
