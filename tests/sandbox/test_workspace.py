@@ -8,6 +8,7 @@ import stat
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -229,6 +230,7 @@ def test_a_workspace_too_big_for_the_sandbox_is_refused_clearly(
 
 
 @pytest.mark.docker
+@pytest.mark.usefixtures("deep_tree")  # removes the deep tree afterwards, iteratively
 def test_unreadable_entries_hard_links_and_deep_trees_come_back(
     pool: SandboxPool, tmp_path: Path
 ) -> None:
@@ -359,15 +361,10 @@ def test_a_symlink_chain_made_in_the_sandbox_points_nowhere_outside(
 
 @pytest.mark.docker
 def test_a_deep_tree_deleted_in_the_sandbox_is_deleted_on_the_host(
-    pool: SandboxPool, tmp_path: Path
+    pool: SandboxPool, tmp_path: Path, deep_tree: Callable[[Path], Path]
 ) -> None:
     repo = tmp_path / "repo"
-    deep = repo
-    repo.mkdir()
-    for _ in range(1200):  # Path.mkdir(parents=True) would recurse
-        deep = deep / "d"
-        deep.mkdir()
-    (deep / "leaf").write_text("deep\n")
+    (deep_tree(repo) / "leaf").write_text("deep\n")
     (repo / "keep.txt").write_text("keep\n")
     with pool.acquire(workspace=repo) as sb:
         assert sb.exec("rm -rf d").exit_code == 0
