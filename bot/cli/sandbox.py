@@ -53,7 +53,7 @@ def build(base: str | None, offline: bool) -> None:
 )
 @click.option(
     "--memory",
-    type=click.IntRange(min=16),
+    type=click.IntRange(min=96),
     default=1024,
     show_default=True,
     help="Memory limit in MB (no swap).",
@@ -75,7 +75,8 @@ def exec_command(
 ) -> None:
     """Run COMMAND in a fresh sandbox; exit with its exit code."""
     settings = load_settings()
-    limits = sandbox.Limits(memory_mb=memory, network=network, timeout_s=timeout)
+    with _failures():
+        limits = sandbox.Limits.for_memory(memory, network=network, timeout_s=timeout)
     with _failures(), _pool(settings, size=0) as pool, pool.acquire(limits, workspace) as box:
         result = box.exec(list(command))
     if as_json:

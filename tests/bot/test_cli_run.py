@@ -24,9 +24,7 @@ FIRSTMATE = str(Path(sys.executable).with_name("firstmate"))
 
 
 @pytest.fixture
-def cli_env(
-    tmp_path: Path, redis_url: str, docker_client: docker.DockerClient
-) -> dict[str, str]:
+def cli_env(tmp_path: Path, redis_url: str, docker_client: docker.DockerClient) -> dict[str, str]:
     redis.Redis.from_url(redis_url).flushall()
     return {
         "FIRSTMATE_DATA_DIR": str(tmp_path / "data"),
@@ -73,8 +71,10 @@ def test_the_main_job_runs_a_playbook_end_to_end(cli_env: dict[str, str], tmp_pa
             assert datetime.fromisoformat(step[when]).utcoffset().total_seconds() == 0
     assert "4 passed" in result["outputs"]["tests"]
     assert "calc/ops.py:1:add" in result["outputs"]["undocumented_before"]
-    diff = (tmp_path / "data" / "runs" / result["run_id"] / "diff.patch").read_text()
+    diff = firstmate(cli_env, "runs", "artifact", result["run_id"], "diff.patch").stdout
     assert '+    """Divide."""' in diff
+    names = firstmate(cli_env, "runs", "artifact", result["run_id"]).stdout.split()
+    assert {"plan.json", "plan.md", "diff.patch", "logs/test.1.log"} <= set(names)
     assert (ROOT / "examples" / "calc" / "calc" / "ops.py").read_text().count('"""') == 0
 
 

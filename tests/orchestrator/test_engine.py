@@ -461,3 +461,20 @@ def test_a_step_whose_worker_keeps_dying_stops_after_the_lost_limit(h: Harness) 
     assert "lost 4 times" in (step.error or "")
     assert h.run(run_id).status == "paused"
     assert [c.kind for c in h.checkpoints(run_id)] == ["failure"]
+
+
+def test_parallel_branches_queue_up_to_the_runs_limit(h: Harness) -> None:
+    fan = {
+        "name": "fan",
+        "max_parallel": 2,
+        "steps": [{"id": f"s{i}", "agent": "echo"} for i in range(5)],
+    }
+    run_id = h.engine.submit(h.plan(fan), approve_plan=False)
+    assert sorted(x[1] for x in h.dispatcher.steps) == ["s0", "s1"]
+    _, key, attempt, _ = h.dispatcher.steps.pop(0)
+    ticket = h.engine.start_step(run_id, key, attempt)
+    assert ticket is not None
+    h.engine.finish_step(ticket, ok(ticket))
+    assert sorted(x[1] for x in h.dispatcher.steps) == ["s1", "s2"]
+    h.work()
+    assert h.run(run_id).status == "succeeded"

@@ -30,11 +30,16 @@ def _succeeded_once(env: Env, run_id: str) -> None:
 
 
 def _no_sandbox_left(client: docker.DockerClient, run_id: str) -> None:
-    sandbox.reap_orphans(client)
-    mine = client.api.containers(
-        all=True, filters={"label": "firstmate.sandbox=1", "name": f"fm-{run_id}-"}
-    )
-    assert mine == []
+    """After a reaper pass, and once the pools' background removals have run (a sandbox
+    released a moment ago is removed asynchronously), nothing of the run is left."""
+    mine = {"label": "firstmate.sandbox=1", "name": f"fm-{run_id}-"}
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        sandbox.reap_orphans(client)
+        if client.api.containers(all=True, filters=mine) == []:
+            return
+        time.sleep(0.5)
+    assert client.api.containers(all=True, filters=mine) == []
 
 
 def test_a_worker_killed_mid_step_costs_a_retry_not_the_run(

@@ -43,7 +43,8 @@ def test_diamond_runs_b_and_c_together_and_d_after_both(env: Env) -> None:
     assert b.started_at and b.finished_at and c.started_at and c.finished_at and d.started_at
     assert b.started_at < c.finished_at and c.started_at < b.finished_at, "b and c overlapped"
     assert d.started_at >= max(b.finished_at, c.finished_at)
-    assert d.outputs["stdout"] == "a\nc\nfrom-a\n"  # both branches' files reached d
+    # both branches' files reached d; a's output arrives verbatim, its newline included
+    assert d.outputs["stdout"] == "a\nc\nfrom-a\n\n"
 
 
 def test_a_step_that_fails_twice_is_retried_with_backoff(env: Env) -> None:
@@ -177,7 +178,7 @@ steps:
     assert env.report(child_id).parent_run_id == run_id
     assert env.report(child_id).status == "succeeded"
     assert steps["sub"].outputs["greeting"] == "hello world\n"
-    assert steps["use"].outputs["stdout"] == "hello world\ngot hello world\n"
+    assert steps["use"].outputs["stdout"] == "hello world\ngot hello world\n\n"
 
 
 def test_cancel_kills_the_running_sandbox(env: Env, docker_client: docker.DockerClient) -> None:
