@@ -286,12 +286,17 @@ class ContainerFactory:
 
     def remove(self, cid: str) -> None:
         """Kill and remove the container; a container already gone is fine."""
-        try:
-            self.client.api.remove_container(cid, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise DockerUnavailable(f"cannot remove sandbox {cid[:12]}: {exc}") from exc
-        except DOCKER_ERRORS as exc:
-            raise DockerUnavailable(f"cannot remove sandbox {cid[:12]}: {exc}") from exc
+        remove_container(self.client, cid, cid[:12])
+
+
+def remove_container(client: docker.DockerClient, cid: str, name: str) -> None:
+    """Kill and remove a container; one already gone (or going) is fine."""
+    try:
+        client.api.remove_container(cid, force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if "already in progress" not in str(exc):
+            raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc
+    except DOCKER_ERRORS as exc:
+        raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc

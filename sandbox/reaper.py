@@ -31,6 +31,7 @@ from sandbox.container import (
     NAME_PREFIX,
     owner_key,
     process_start,
+    remove_container,
     sandbox_name,
 )
 from sandbox.errors import DockerUnavailable
@@ -124,12 +125,4 @@ def _remove(client: docker.DockerClient, seen: Seen) -> None:
     name = seen.name
     if not name.startswith(NAME_PREFIX):
         return  # labelled by someone else: not ours to remove
-    try:
-        client.api.remove_container(seen.id, force=True, v=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if "already in progress" not in str(exc):
-            raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc
-    except DOCKER_ERRORS as exc:
-        raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc
+    remove_container(client, seen.id, name)
