@@ -40,6 +40,7 @@ from orchestrator.states import (
     RunState,
     StepState,
 )
+from orchestrator.store import Store
 from orchestrator.transitions import (
     StepRef,
     committed,
@@ -63,7 +64,7 @@ class Engine(Recovery):
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         dispatcher: Dispatcher,
         artifacts: ArtifactStore,
         *,

@@ -149,7 +149,7 @@ class Event(SQLModel, table=True):
 
 
 class PlaybookRecord(SQLModel, table=True):
-    """A playbook as loaded (name, version, source YAML)."""
+    """A playbook a run used: name, version, and its plan document (JSON) as loaded."""
 
     __tablename__ = "playbooks"
 

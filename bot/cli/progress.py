@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import UTC, datetime
 
@@ -95,7 +94,3 @@ class Display:
         if self.live is not None:
             self.live.stop()
             self.live = None
-
-
-def interactive() -> bool:
-    return sys.stdin.isatty()
