@@ -13,12 +13,20 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import event, insert, update
+from sqlalchemy import bindparam, event, insert, update
 from sqlmodel import Session, col
 
 from orchestrator.models import Event, Run, utcnow
 
 _BUFFER = "firstmate.events"
+# Built once: constructing statements costs more than running them on this hot path.
+_RESERVE = (
+    update(Run)
+    .where(col(Run.id) == bindparam("run"))
+    .values(event_seq=col(Run.event_seq) + bindparam("n"), updated_at=bindparam("now"))
+    .returning(col(Run.event_seq))
+)
+_INSERT = insert(Event)
 
 
 def emit(
@@ -46,10 +54,7 @@ def flush_events(session: Session) -> None:
     rows = []
     for run_id, items in by_run.items():
         last = connection.execute(
-            update(Run)
-            .where(col(Run.id) == run_id)
-            .values(event_seq=col(Run.event_seq) + len(items), updated_at=utcnow())
-            .returning(col(Run.event_seq))
+            _RESERVE, {"run": run_id, "n": len(items), "now": utcnow()}
         ).scalar_one()
         first = int(last) - len(items) + 1
         rows += [
@@ -63,7 +68,7 @@ def flush_events(session: Session) -> None:
             }
             for i, (_, type_, step, data, at) in enumerate(items)
         ]
-    connection.execute(insert(Event), rows)
+    connection.execute(_INSERT, rows)
 
 
 @event.listens_for(Session, "before_commit")

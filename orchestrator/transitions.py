@@ -11,8 +11,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as sa_select
-from sqlalchemy import update
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -51,15 +51,22 @@ class StepRef:
     gate_passed: bool
 
 
+_STEPS = Step.__table__  # type: ignore[attr-defined]
+_SNAPSHOT = (
+    sa_select(
+        *(
+            _STEPS.c[name]
+            for name in ("key", "status", "agent", "attempts", "depends_on", "gate_passed")
+        )
+    )
+    .where(_STEPS.c.run_id == bindparam("run"))
+    .order_by(_STEPS.c.position)
+)
+
+
 def snapshot(s: Session, run_id: str) -> list[StepRef]:
     """The run's steps in plan order, as light rows."""
-    table = Step.__table__  # type: ignore[attr-defined]
-    columns = ("key", "status", "agent", "attempts", "depends_on", "gate_passed")
-    rows = s.connection().execute(
-        sa_select(*(table.c[name] for name in columns))
-        .where(table.c.run_id == run_id)
-        .order_by(table.c.position)
-    )
+    rows = s.connection().execute(_SNAPSHOT, {"run": run_id})
     return [
         StepRef(run_id, key, status, agent, attempts, list(deps or []), bool(gate))
         for key, status, agent, attempts, deps, gate in rows
@@ -72,9 +79,7 @@ def move_run(
     current = RunState(run.status)
     ensure_run_transition(current, to)
     changed = s.connection().execute(
-        update(Run)
-        .where(col(Run.id) == run.id, col(Run.status) == current)
-        .values(status=to, **values)
+        _conditional(Run, ("id",), values), {"w_id": run.id, "w_status": current, **_v(values, to)}
     )
     if not changed.rowcount:
         raise DecisionError(f"run {run.id} changed underneath: try again")
@@ -96,11 +101,8 @@ def move_step(
     current = StepState(step.status)
     ensure_step_transition(current, to)
     changed = s.connection().execute(
-        update(Step)
-        .where(
-            col(Step.run_id) == step.run_id, col(Step.key) == step.key, col(Step.status) == current
-        )
-        .values(status=to, **values)
+        _conditional(Step, ("run_id", "key"), values),
+        {"w_run_id": step.run_id, "w_key": step.key, "w_status": current, **_v(values, to)},
     )
     if not changed.rowcount:
         return False
@@ -115,11 +117,42 @@ def move_step(
     return True
 
 
+_STATEMENTS: dict[tuple[str, tuple[str, ...], frozenset[str], bool], Any] = {}
+
+
+def _conditional(
+    model: type[Run] | type[Step],
+    keys: tuple[str, ...],
+    values: dict[str, Any],
+    *,
+    status: bool = True,
+) -> Any:
+    """``UPDATE … SET status, <values> WHERE <keys> [AND status = :from]``, built once per
+    shape with bind parameters (building statements cost more than running them)."""
+    shape = (model.__name__, keys, frozenset(values), status)
+    statement = _STATEMENTS.get(shape)
+    if statement is None:
+        table = model.__table__  # type: ignore[union-attr]
+        where = [table.c[k] == bindparam(f"w_{k}") for k in keys]
+        if status:
+            where.append(table.c.status == bindparam("w_status"))
+        names = [*values, "status"] if status else list(values)
+        statement = update(table).where(*where).values({n: bindparam(f"v_{n}") for n in names})
+        _STATEMENTS[shape] = statement
+    return statement
+
+
+def _v(values: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+    params = {f"v_{k}": v for k, v in values.items()}
+    if status is not None:
+        params["v_status"] = status
+    return params
+
+
 def update_step(s: Session, step: Step, **values: Any) -> None:
     s.connection().execute(
-        update(Step)
-        .where(col(Step.run_id) == step.run_id, col(Step.key) == step.key)
-        .values(**values)
+        _conditional(Step, ("run_id", "key"), values, status=False),
+        {"w_run_id": step.run_id, "w_key": step.key, **_v(values)},
     )
     committed(step, **values)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from orchestrator.engine import Engine
 from orchestrator.outcome import StepOutcome, StepTicket
@@ -21,7 +24,7 @@ def run_step(run_id: str, key: str, attempt: int) -> None:
     if ticket is None:
         return
     agent = AGENTS.get(ticket.agent)
-    with _Heartbeat(rt.engine, ticket, rt.settings.lease_s / 3):
+    with _leases.holding(rt.engine, ticket, rt.settings.lease_s / 3):
         if agent is None:
             outcome = StepOutcome.failed(f"no agent {ticket.agent!r} in this worker")
         else:
@@ -38,36 +41,56 @@ def reconcile() -> None:
     runtime.current().engine.reconcile()
 
 
-class _Heartbeat:
-    """Renews the attempt's lease while it runs, so the reconciler knows it is alive."""
+class _LeaseKeeper:
+    """One thread per worker process renews the leases of the attempts it runs.
 
-    def __init__(self, engine: Engine, ticket: StepTicket, every_s: float) -> None:
-        self._engine = engine
-        self._ticket = ticket
-        self._every = every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="lease", daemon=True)
+    A thread per attempt cost more than an echo step's whole engine work. An attempt
+    whose renewal is refused (cancelled, or given up for lost) has its sandbox killed:
+    the engine ignores its result, so the command should not run on to its timeout.
+    """
 
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[tuple[str, str, int], StepTicket] = {}
+        self._engine: Engine | None = None
+        self._every = 10.0
+        self._thread: threading.Thread | None = None
 
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    @contextmanager
+    def holding(self, engine: Engine, ticket: StepTicket, every_s: float) -> Iterator[None]:
+        key = (ticket.run_id, ticket.key, ticket.attempt)
+        with self._lock:
+            self._engine, self._every = engine, every_s
+            self._active[key] = ticket
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active.pop(key, None)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self._every):
-            try:
-                if not self._engine.heartbeat(self._ticket):
-                    self._give_up()
-                    return
-            except Exception:  # a database hiccup: try again at the next beat
-                log.exception("lease renewal failed for %s", self._ticket.key)
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._every)
+            with self._lock:
+                engine, tickets = self._engine, list(self._active.values())
+            for ticket in tickets:
+                if engine is not None:
+                    self._renew(engine, ticket)
 
-    def _give_up(self) -> None:
-        """Cancelled, or given up for lost: the engine ignores this attempt's result, so
-        stop its sandbox now rather than let the command run to its timeout."""
-        killer = self._engine.killer
-        if killer is not None:
-            killer.kill(self._ticket.run_id, attempt_label(self._ticket.key, self._ticket.attempt))
+    def _renew(self, engine: Engine, ticket: StepTicket) -> None:
+        try:
+            if engine.heartbeat(ticket):
+                return
+        except Exception:  # a database hiccup: try again at the next round
+            log.exception("lease renewal failed for %s", ticket.key)
+            return
+        with self._lock:
+            still_ours = self._active.pop((ticket.run_id, ticket.key, ticket.attempt), None)
+        if still_ours is not None and engine.killer is not None:
+            engine.killer.kill(ticket.run_id, attempt_label(ticket.key, ticket.attempt))
+
+
+_leases = _LeaseKeeper()
