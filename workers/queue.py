@@ -8,7 +8,7 @@ failed jobs are kept a day, not RQ's default year. JSON, not pickle.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import Queue
@@ -45,6 +45,14 @@ def queue(name: str, connection: redis.Redis) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
+def _whole_second_after(when: datetime) -> datetime:
+    """RQ's scheduler keeps times in whole seconds, truncated: round up instead, so a
+    retry never starts before its backoff is over."""
+    if when.microsecond == 0:
+        return when
+    return when.replace(microsecond=0) + timedelta(seconds=1)
+
+
 class RQDispatcher:
     """The engine's Dispatcher on RQ."""
 
@@ -60,7 +68,7 @@ class RQDispatcher:
         description = f"run {run_id} step {key} attempt {attempt}"
         if not_before is not None and not_before > datetime.now(UTC):
             self._steps.enqueue_at(
-                not_before,
+                _whole_second_after(not_before),
                 RUN_STEP,
                 run_id,
                 key,
