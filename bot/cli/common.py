@@ -21,6 +21,7 @@ from workers import runtime
 # Exit statuses: 1 the run did not succeed (or validation failed), 2 bad usage or
 # input, 125 the sandbox machinery failed (like `docker run`).
 BAD_INPUT = 2
+SANDBOX_FAILED = 125
 
 
 @contextmanager
@@ -33,7 +34,7 @@ def failures() -> Iterator[None]:
         sys.exit(BAD_INPUT)
     except sandbox.SandboxError as exc:
         click.echo(f"firstmate: {exc}", err=True)
-        sys.exit(125)
+        sys.exit(SANDBOX_FAILED)
 
 
 def parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:

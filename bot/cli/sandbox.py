@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 import sandbox
+from bot.cli.common import failures
 from orchestrator.config import Settings, load_settings
 from sandbox import bench
-
-# Like `docker run`: 125 means the sandbox itself failed, not the command in it.
-SANDBOX_FAILED = 125
 
 
 @click.group("sandbox")
@@ -30,7 +26,7 @@ def sandbox_group() -> None:
 def build(base: str | None, offline: bool) -> None:
     """Build FIRSTMATE_SANDBOX_IMAGE."""
     settings = load_settings()
-    with _failures():
+    with failures():
         image_id = sandbox.build_image(
             sandbox.connect(),
             settings.sandbox_image,
@@ -75,9 +71,9 @@ def exec_command(
 ) -> None:
     """Run COMMAND in a fresh sandbox; exit with its exit code."""
     settings = load_settings()
-    with _failures():
+    with failures():
         limits = sandbox.Limits.for_memory(memory, network=network, timeout_s=timeout)
-    with _failures(), _pool(settings, size=0) as pool, pool.acquire(limits, workspace) as box:
+    with failures(), _pool(settings, size=0) as pool, pool.acquire(limits, workspace) as box:
         result = box.exec(list(command))
     if as_json:
         click.echo(json.dumps(asdict(result)))
@@ -97,7 +93,7 @@ def exec_command(
 def bench_command(as_json: bool, samples: int) -> None:
     """Cold start against warm pool latency, side by side."""
     settings = load_settings()
-    with _failures():
+    with failures():
         report = bench.measure(
             settings.sandbox_image, samples=samples, runtime=settings.sandbox_runtime
         )
@@ -114,7 +110,7 @@ def bench_command(as_json: bool, samples: int) -> None:
 @sandbox_group.command("reap")
 def reap() -> None:
     """Remove sandbox containers whose owner process is gone."""
-    with _failures():
+    with failures():
         removed = sandbox.reap_orphans(sandbox.connect())
     for name in removed:
         click.echo(name)
@@ -123,13 +119,3 @@ def reap() -> None:
 
 def _pool(settings: Settings, *, size: int) -> sandbox.SandboxPool:
     return sandbox.SandboxPool(settings.sandbox_image, size=size, runtime=settings.sandbox_runtime)
-
-
-@contextmanager
-def _failures() -> Iterator[None]:
-    """Turn sandbox errors into one clear line and exit status 125."""
-    try:
-        yield
-    except sandbox.SandboxError as exc:
-        click.echo(f"firstmate: {exc}", err=True)
-        sys.exit(SANDBOX_FAILED)
