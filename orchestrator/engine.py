@@ -42,8 +42,11 @@ from orchestrator.states import (
 )
 from orchestrator.store import Store
 from orchestrator.transitions import (
+    RunRef,
     StepRef,
     committed,
+    load_claim,
+    load_plan,
     load_run,
     load_step,
     load_steps,
@@ -189,14 +192,14 @@ class Engine(Recovery):
             self._advance(s, run, effects)
         self._act(effects)
 
-    def _advance(self, s: Session, run: Run, effects: Effects) -> None:
+    def _advance(self, s: Session, run: Run | RunRef, effects: Effects) -> None:
         if run.status != RunState.RUNNING:
             return
         steps = snapshot(s, run.id)
         status = {x.key: x.status for x in steps}
         if self._finished(s, run, steps, effects):
             return
-        plan = self._plan_of(run)
+        plan = self._plan_of(s, run)
         active = sum(1 for x in steps if x.status in STEP_ACTIVE)
         gated = False
         for step in steps:
@@ -215,7 +218,7 @@ class Engine(Recovery):
         if gated:
             move_run(s, run, RunState.PAUSED, reason="waiting for a decision")
 
-    def _gate(self, s: Session, run: Run, step: StepRef, message: object) -> bool:
+    def _gate(self, s: Session, run: Run | RunRef, step: StepRef, message: object) -> bool:
         if open_checkpoints(s, run.id, step.key):
             return True
         prompt = str(message) or f"Step {step.key!r} needs approval before it runs."
@@ -235,13 +238,14 @@ class Engine(Recovery):
             effects.jobs.append((step.run_id, step.key, step.attempts + 1, not_before, timeout_s))
 
     def _finished(
-        self, s: Session, run: Run, steps: Sequence[Step | StepRef], effects: Effects
+        self, s: Session, ref: Run | RunRef, steps: Sequence[Step | StepRef], effects: Effects
     ) -> bool:
         """End the run when no step can move any more; say whether it ended."""
         if any(x.status in (StepState.PENDING, *STEP_ACTIVE) for x in steps):
             return False
-        if open_checkpoints(s, run.id):
+        if open_checkpoints(s, ref.id):
             return False
+        run = ref if isinstance(ref, Run) else load_run(s, ref.id)
         failed = [x.key for x in steps if x.status not in STEP_DONE]
         if failed:
             why = f"steps did not succeed: {', '.join(failed)}"
@@ -255,9 +259,9 @@ class Engine(Recovery):
     def start_step(self, run_id: str, key: str, attempt: int) -> StepTicket | None:
         """Claim ``attempt`` of a queued step; None when it is not ours to run (any more)."""
         effects = Effects()
+        ticket = None
         with self.store.session() as s:
-            run = load_run(s, run_id)
-            step = load_step(s, run_id, key)
+            run, step, raw = load_claim(s, run_id, key)
             if run.status in RUN_TERMINAL or step.status != StepState.QUEUED:
                 return None
             if step.attempts != attempt - 1:
@@ -275,12 +279,12 @@ class Engine(Recovery):
                 error=None,
             ):
                 return None
-            spec = self._plan_of(run).step(key)
             try:
-                inputs = self._resolve(s, run, step)
+                inputs = self._resolve(s, run, step.agent, raw)
             except TemplateError as exc:
-                self._fail_attempt(s, run, step, StepOutcome.failed(str(exc)), effects)
-                ticket = None
+                failure = StepOutcome.failed(str(exc))
+                full = load_run(s, run_id)
+                self._fail_attempt(s, full, load_step(s, run_id, key), failure, effects)
             else:
                 ticket = StepTicket(
                     run_id=run_id,
@@ -288,16 +292,18 @@ class Engine(Recovery):
                     attempt=attempt,
                     agent=step.agent,
                     inputs=inputs,
-                    timeout_s=spec.timeout_s,
+                    timeout_s=self._plan_of(s, run).step(key).timeout_s,
                     workspace=Path(run.workspace) if run.workspace else None,
                     requester=run.requester,
                 )
         self._act(effects)
         return ticket
 
-    def _resolve(self, s: Session, run: Run, step: Step) -> dict[str, Any]:
+    def _resolve(
+        self, s: Session, run: RunRef, agent: str, raw: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The step's inputs with ``${{ }}`` references filled in (shell fields quoted)."""
-        named = {r.name for r in templating.references(step.inputs) if r.kind == "steps"}
+        named = {r.name for r in templating.references(dict(raw)) if r.kind == "steps"}
         upstream: dict[str, Any] = {}
         if named:
             rows = s.connection().execute(
@@ -306,9 +312,9 @@ class Engine(Recovery):
                 )
             )
             upstream = {key: outputs for key, outputs in rows}
-        shell = SHELL_FIELDS.get(step.agent, frozenset())
+        shell = SHELL_FIELDS.get(agent, frozenset())
         resolved: dict[str, Any] = {}
-        for name, value in step.inputs.items():
+        for name, value in raw.items():
             quote = shlex.quote if name in shell else None
             resolved[name] = templating.substitute(
                 value, inputs=run.inputs, steps=upstream, quote=quote
@@ -338,20 +344,21 @@ class Engine(Recovery):
             self.artifacts.write(ticket.run_id, name, outcome.log)
         effects = Effects()
         with self.store.session() as s:
-            run = load_run(s, ticket.run_id)
-            step = load_step(s, ticket.run_id, ticket.key)
-            if step.status != StepState.RUNNING or step.attempts != ticket.attempt:
+            ref, current, _ = load_claim(s, ticket.run_id, ticket.key)
+            if current.status != StepState.RUNNING or current.attempts != ticket.attempt:
                 return  # cancelled, or claimed again after this worker was given up for lost
-            if outcome.status == "waiting":
-                self._wait_on_child(s, step, outcome)
-            elif outcome.status == "succeeded":
-                self._succeed(s, step, outcome)
-                self._advance(s, run, effects)
+            if outcome.status == "succeeded":
+                self._succeed(s, current, outcome)
+                self._advance(s, ref, effects)
             else:
-                self._fail_attempt(s, run, step, outcome, effects)
+                run, step = load_run(s, ticket.run_id), load_step(s, ticket.run_id, ticket.key)
+                if outcome.status == "waiting":
+                    self._wait_on_child(s, step, outcome)
+                else:
+                    self._fail_attempt(s, run, step, outcome, effects)
         self._act(effects)
 
-    def _succeed(self, s: Session, step: Step, outcome: StepOutcome) -> None:
+    def _succeed(self, s: Session, step: Step | StepRef, outcome: StepOutcome) -> None:
         move_step(
             s,
             step,
@@ -393,7 +400,7 @@ class Engine(Recovery):
             finished_at=utcnow(),
             lease_until=None,
         )
-        spec = self._plan_of(run).step(step.key)
+        spec = self._plan_of(s, run).step(step.key)
         used = step.attempts - step.lost_attempts
         if retry and used < step.max_attempts:
             delay = spec.retry.delay(used)
@@ -471,7 +478,7 @@ class Engine(Recovery):
         elif cp.kind == "gate":  # continue or approve: the step may run
             update_step(s, step, gate_passed=True)
         else:  # a failed step, retried with a fresh budget
-            spec = self._plan_of(run).step(step.key)
+            spec = self._plan_of(s, run).step(step.key)
             used = step.attempts - step.lost_attempts
             update_step(s, step, max_attempts=used + spec.retry.max + 1)
             self._queue(s, step, spec.timeout_s, None, effects)
@@ -532,7 +539,7 @@ class Engine(Recovery):
             effects.parents.append(run.id)  # in its own transaction: parent locks come first
 
     def _run_outputs(self, s: Session, run: Run) -> dict[str, Any]:
-        plan = self._plan_of(run)
+        plan = self._plan_of(s, run)
         upstream = {x.key: x.outputs for x in load_steps(s, run.id)}
         return {
             name: templating.substitute(expr, inputs=run.inputs, steps=upstream)
@@ -541,14 +548,14 @@ class Engine(Recovery):
 
     # -- small helpers ---------------------------------------------------------------
 
-    def _plan_of(self, run: Run) -> PlanSpec:
+    def _plan_of(self, s: Session, run: Run | RunRef) -> PlanSpec:
         """The run's plan, parsed once per plan version (it is read on every transition)."""
         key = (run.id, run.plan_version)
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) > 512:
                 self._plans.clear()
-            plan = self._plans[key] = PlanSpec.model_validate(run.plan)
+            plan = self._plans[key] = PlanSpec.model_validate(load_plan(s, run.id))
         return plan
 
     def _act(self, effects: Effects) -> None:

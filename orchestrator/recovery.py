@@ -17,7 +17,7 @@ from orchestrator.models import Run, Step, utcnow
 from orchestrator.outcome import StepOutcome
 from orchestrator.ports import Dispatcher, step_job_id
 from orchestrator.states import RUN_TERMINAL, RunState, StepState
-from orchestrator.transitions import committed, load_run, load_step, load_steps
+from orchestrator.transitions import StepRef, committed, load_run, load_step, load_steps
 
 if TYPE_CHECKING:
     from orchestrator.plan import PlanSpec
@@ -45,10 +45,10 @@ class Recovery:
         store: Store
         dispatcher: Dispatcher
 
-        def _plan_of(self, run: Run) -> PlanSpec: ...
+        def _plan_of(self, s: Session, run: Run) -> PlanSpec: ...
         def _advance(self, s: Session, run: Run, effects: Effects) -> None: ...
         def _act(self, effects: Effects) -> None: ...
-        def _succeed(self, s: Session, step: Step, outcome: StepOutcome) -> None: ...
+        def _succeed(self, s: Session, step: Step | StepRef, outcome: StepOutcome) -> None: ...
         def _queue(
             self,
             s: Session,
@@ -108,7 +108,7 @@ class Recovery:
                 if self._lose(s, run, step, now, effects):
                     report.lost.append(name)
             elif step.status == StepState.QUEUED and self._job_missing(step, now):
-                spec = self._plan_of(run).step(step.key)
+                spec = self._plan_of(s, run).step(step.key)
                 due = step.not_before if step.not_before and step.not_before > now else None
                 effects.jobs.append((run.id, step.key, step.attempts + 1, due, spec.timeout_s))
                 report.requeued.append(name)
@@ -152,7 +152,7 @@ class Recovery:
             why = f"its worker was lost {lost} times"
             self._fail_attempt(s, run, step, StepOutcome.failed(why), effects, retry=False)
             return True
-        spec = self._plan_of(run).step(step.key)
+        spec = self._plan_of(s, run).step(step.key)
         self._queue(s, step, spec.timeout_s, None, effects)
         return True
 

@@ -64,6 +64,51 @@ _SNAPSHOT = (
 )
 
 
+@dataclass
+class RunRef:
+    """The run columns a step's start and finish need, read without the ORM (hot path)."""
+
+    id: str
+    status: str
+    plan_version: int
+    inputs: dict[str, Any]
+    workspace: str | None
+    requester: str | None
+
+
+_RUNS = Run.__table__  # type: ignore[attr-defined]
+_CLAIM = (
+    sa_select(
+        *(_RUNS.c[n] for n in ("status", "plan_version", "inputs", "workspace", "requester")),
+        *(_STEPS.c[n] for n in ("status", "agent", "attempts", "depends_on", "gate_passed")),
+        _STEPS.c.inputs,
+    )
+    .select_from(_STEPS.join(_RUNS, _RUNS.c.id == _STEPS.c.run_id))
+    .where(_STEPS.c.run_id == bindparam("run"), _STEPS.c.key == bindparam("key"))
+    .with_for_update(of=_RUNS)
+)
+_PLAN = sa_select(_RUNS.c.plan).where(_RUNS.c.id == bindparam("run"))
+
+
+def load_claim(s: Session, run_id: str, key: str) -> tuple[RunRef, StepRef, dict[str, Any]]:
+    """A run and one of its steps (with the step's inputs) in one query, the run locked
+    as ``load_run`` locks it."""
+    row = s.connection().execute(_CLAIM, {"run": run_id, "key": key}).one_or_none()
+    if row is None:
+        raise NotFound(f"no step {key!r} in run {run_id!r}")
+    status, version, inputs, workspace, requester, *step, step_inputs = row
+    run = RunRef(run_id, status, version, inputs or {}, workspace, requester)
+    s_status, agent, attempts, deps, gate = step
+    ref = StepRef(run_id, key, s_status, agent, attempts, list(deps or []), bool(gate))
+    return run, ref, step_inputs or {}
+
+
+def load_plan(s: Session, run_id: str) -> dict[str, Any]:
+    """A run's plan document (the column ``load_run`` defers)."""
+    plan = s.connection().execute(_PLAN, {"run": run_id}).scalar_one()
+    return dict(plan or {})
+
+
 def snapshot(s: Session, run_id: str) -> list[StepRef]:
     """The run's steps in plan order, as light rows."""
     rows = s.connection().execute(_SNAPSHOT, {"run": run_id})
@@ -74,7 +119,7 @@ def snapshot(s: Session, run_id: str) -> list[StepRef]:
 
 
 def move_run(
-    s: Session, run: Run, to: RunState, *, reason: str | None = None, **values: Any
+    s: Session, run: Run | RunRef, to: RunState, *, reason: str | None = None, **values: Any
 ) -> None:
     current = RunState(run.status)
     ensure_run_transition(current, to)
@@ -158,7 +203,7 @@ def update_step(s: Session, step: Step, **values: Any) -> None:
 
 
 def open_checkpoint(
-    s: Session, run: Run, step_key: str | None, kind: str, prompt: str
+    s: Session, run: Run | RunRef, step_key: str | None, kind: str, prompt: str
 ) -> Checkpoint:
     cp = Checkpoint(
         id=new_id(),
