@@ -36,6 +36,19 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=30.0, gt=0, description="a running step's lease")
     reconcile_s: float = Field(default=15.0, gt=0, description="reconciler period in workers")
     debian_mirror: str = "http://deb.debian.org/debian"
+    api_tokens: SecretStr | None = Field(default=None, description="comma-separated tokens")
+
+    # Slack: the usual SLACK_* names (no FIRSTMATE_ prefix), per the contract.
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN")
+    )
+    slack_api_url: str = "https://slack.com/api/"
 
     @property
     def db_url(self) -> str:
@@ -43,6 +56,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'firstmate.db').resolve()}"
+
+    @property
+    def slack_base_url(self) -> str:
+        """The Slack Web API base URL with the trailing slash slack_sdk needs (without
+        it, the URL's path is dropped)."""
+        url = self.slack_api_url
+        return url if url.endswith("/") else url + "/"
 
     @property
     def runs_dir(self) -> Path:

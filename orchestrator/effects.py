@@ -18,6 +18,7 @@ class Effects:
     diffs: list[str] = field(default_factory=list)
     plans: list[tuple[str, PlanSpec, Mapping[str, object]]] = field(default_factory=list)
     parents: list[str] = field(default_factory=list)  # child runs whose parent step to complete
+    notify: set[str] = field(default_factory=set)  # runs whose progress to deliver
 
 
 @dataclass
@@ -27,3 +28,4 @@ class Reconciled:
     lost: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
+    notified: list[str] = field(default_factory=list)  # runs whose delivery was behind

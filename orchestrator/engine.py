@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from orchestrator import playbooks, templating
@@ -26,7 +28,7 @@ from orchestrator.artifacts import ArtifactStore
 from orchestrator.decisions import check_decision, modify_plan
 from orchestrator.effects import Effects
 from orchestrator.errors import DecisionError, NotFound, TemplateError
-from orchestrator.events import emit
+from orchestrator.events import emit, to_notify
 from orchestrator.kinds import SHELL_FIELDS
 from orchestrator.models import Checkpoint, Run, Step, utcnow
 from orchestrator.outcome import StepOutcome, StepTicket
@@ -98,12 +100,15 @@ class Engine(Recovery):
         run_id: str | None = None,
         approve_plan: bool = True,
         on_failure: str | None = None,
+        reply_to: str | None = None,
     ) -> str:
         """Record a run of ``plan`` and plan it; return its id.
 
         With ``approve_plan`` the run waits at a plan checkpoint; without, it starts.
         Invalid inputs raise PlaybookError and record nothing. With an explicit
-        ``run_id`` that exists already, nothing happens (a job that runs twice).
+        ``run_id`` that exists already, nothing happens (a job that runs twice, a
+        delivery received twice, even at the same moment). ``reply_to`` names where the
+        run's progress is delivered (through ``Dispatcher.notify``).
         """
         resolved = playbooks.resolve_inputs(plan, inputs or {})
         run_id = run_id or new_id()
@@ -112,7 +117,48 @@ class Engine(Recovery):
                 return run_id
         ws = workspace or workspaces.prepare(self.artifacts.run_dir(run_id), repo)
         effects = Effects(plans=[(run_id, plan, resolved)])
-        with self.store.session() as s:
+        try:
+            self._record(
+                run_id,
+                plan,
+                resolved,
+                ws,
+                effects,
+                source=source,
+                requester=requester,
+                request=request,
+                origin=origin,
+                parent=parent,
+                approve=approve_plan,
+                on_failure=on_failure,
+                reply_to=reply_to,
+            )
+        except IntegrityError:
+            with self.store.session() as s:
+                if s.get(Run, run_id) is None:
+                    raise
+            return run_id  # the same run, recorded by a concurrent call
+        self._act(effects)
+        return run_id
+
+    def _record(
+        self,
+        run_id: str,
+        plan: PlanSpec,
+        resolved: dict[str, Any],
+        ws: Path,
+        effects: Effects,
+        *,
+        source: str,
+        requester: str | None,
+        request: str | None,
+        origin: Mapping[str, Any] | None,
+        parent: tuple[str, str] | None,
+        approve: bool,
+        on_failure: str | None,
+        reply_to: str | None,
+    ) -> None:
+        with self._tx(effects) as s:
             if parent is not None:
                 self._check_parent(s, parent, run_id)
             run = Run(
@@ -130,13 +176,12 @@ class Engine(Recovery):
                 parent_step=parent[1] if parent else None,
                 workspace=str(ws),
                 on_failure=on_failure or plan.on_failure,
+                reply_to=reply_to,
             )
             s.add(run)
             s.flush()
             emit(s, run_id, "run.received", data={"source": source, "playbook": plan.name})
-            self._plan(s, run, plan, approve_plan, effects)
-        self._act(effects)
-        return run_id
+            self._plan(s, run, plan, approve, effects)
 
     def _check_parent(self, s: Session, parent: tuple[str, str], run_id: str) -> None:
         """A child run starts only for the current attempt of a running parent step.
@@ -187,7 +232,7 @@ class Engine(Recovery):
         """Queue every step that is ready (up to the run's parallel limit); finish the run
         when nothing is left to do. Safe to call any number of times."""
         effects = Effects()
-        with self.store.session() as s:
+        with self._tx(effects) as s:
             run = load_run(s, run_id)
             self._advance(s, run, effects)
         self._act(effects)
@@ -260,7 +305,7 @@ class Engine(Recovery):
         """Claim ``attempt`` of a queued step; None when it is not ours to run (any more)."""
         effects = Effects()
         ticket = None
-        with self.store.session() as s:
+        with self._tx(effects) as s:
             run, step, raw = load_claim(s, run_id, key)
             if run.status in RUN_TERMINAL or step.status != StepState.QUEUED:
                 return None
@@ -343,7 +388,7 @@ class Engine(Recovery):
             name = f"logs/{ticket.key}.{ticket.attempt}.log"
             self.artifacts.write(ticket.run_id, name, outcome.log)
         effects = Effects()
-        with self.store.session() as s:
+        with self._tx(effects) as s:
             ref, current, _ = load_claim(s, ticket.run_id, ticket.key)
             if current.status != StepState.RUNNING or current.attempts != ticket.attempt:
                 return  # cancelled, or claimed again after this worker was given up for lost
@@ -428,7 +473,7 @@ class Engine(Recovery):
     ) -> None:
         """Apply a person's decision, once. A second decision is a DecisionError."""
         effects = Effects()
-        with self.store.session() as s:
+        with self._tx(effects) as s:
             cp = s.get(Checkpoint, checkpoint_id)
             if cp is None:
                 raise NotFound(f"no checkpoint {checkpoint_id!r}")
@@ -494,7 +539,7 @@ class Engine(Recovery):
     def cancel(self, run_id: str, *, by: str) -> None:
         """Abort a run and its child runs; their running sandboxes are killed."""
         effects = Effects()
-        with self.store.session() as s:
+        with self._tx(effects) as s:
             run = load_run(s, run_id)
             if run.status in RUN_TERMINAL:
                 raise DecisionError(f"run {run_id} has finished ({run.status}): nothing to cancel")
@@ -548,6 +593,14 @@ class Engine(Recovery):
 
     # -- small helpers ---------------------------------------------------------------
 
+    @contextmanager
+    def _tx(self, effects: Effects) -> Iterator[Session]:
+        """A transaction; after it commits, the runs it gave events to that report
+        somewhere are left in ``effects`` to be handed to the notify queue."""
+        with self.store.session() as s:
+            yield s
+        effects.notify |= to_notify(s)
+
     def _plan_of(self, s: Session, run: Run | RunRef) -> PlanSpec:
         """The run's plan, parsed once per plan version (it is read on every transition)."""
         key = (run.id, run.plan_version)
@@ -586,6 +639,7 @@ class Engine(Recovery):
         ]
         actions += [(f"diff of {r}", partial(self._write_diff, r)) for r in effects.diffs]
         actions += [(f"parent of {c}", partial(self._complete_parent, c)) for c in effects.parents]
+        actions += [(f"notify {r}", partial(self.dispatcher.notify, r)) for r in effects.notify]
         return actions
 
     def _write_diff(self, run_id: str) -> None:

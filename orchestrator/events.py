@@ -5,7 +5,9 @@ buffered events of each run get consecutive sequence numbers from ``runs.event_s
 (one ``UPDATE … RETURNING`` per run) and are inserted in one statement. The update
 holds SQLite's write lock (PostgreSQL's row lock) until commit, so two writers never
 take the same numbers, and the events commit with the changes they describe, or not
-at all.
+at all. The same update says whether the run reports somewhere (``runs.reply_to``):
+those runs are noted on the session (``to_notify``) for the engine to hand to the
+``notify`` queue after commit.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from sqlmodel import Session, col
 from orchestrator.models import Event, Run, utcnow
 
 _BUFFER = "firstmate.events"
+_NOTIFY = "firstmate.notify"
 # Built once: constructing statements costs more than running them on this hot path.
 _RESERVE = (
     update(Run)
     .where(col(Run.id) == bindparam("run"))
     .values(event_seq=col(Run.event_seq) + bindparam("n"), updated_at=bindparam("now"))
-    .returning(col(Run.event_seq))
+    .returning(col(Run.event_seq), col(Run.reply_to))
 )
 _INSERT = insert(Event)
 
@@ -52,10 +55,13 @@ def flush_events(session: Session) -> None:
         by_run[item[0]].append(item)
     connection = session.connection()
     rows = []
+    notify = session.info.setdefault(_NOTIFY, set())
     for run_id, items in by_run.items():
-        last = connection.execute(
+        last, reply_to = connection.execute(
             _RESERVE, {"run": run_id, "n": len(items), "now": utcnow()}
-        ).scalar_one()
+        ).one()
+        if reply_to:
+            notify.add(run_id)
         first = int(last) - len(items) + 1
         rows += [
             {
@@ -71,6 +77,12 @@ def flush_events(session: Session) -> None:
     connection.execute(_INSERT, rows)
 
 
+def to_notify(session: Session) -> set[str]:
+    """The runs that reported somewhere and got events in this session (taken once)."""
+    runs: set[str] = session.info.pop(_NOTIFY, set())
+    return runs
+
+
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     flush_events(session)
@@ -79,3 +91,4 @@ def _before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_BUFFER, None)
+    session.info.pop(_NOTIFY, None)

@@ -76,6 +76,8 @@ class Run(SQLModel, table=True):
     parent_step: str | None = Field(default=None, max_length=64)
     workspace: str | None = Field(default=None, sa_column=Column(Text))
     on_failure: str = Field(default="pause", max_length=16)
+    # Where progress is delivered (``slack``; None: nowhere, e.g. the CLI watches itself).
+    reply_to: str | None = Field(default=None, max_length=16)
     outputs: dict[str, Any] = _json({})
     error: str | None = Field(default=None, sa_column=Column(Text))
     event_seq: int = 0
@@ -159,3 +161,31 @@ class PlaybookRecord(SQLModel, table=True):
     source: str = Field(sa_column=Column(Text, nullable=False))
     path: str | None = Field(default=None, sa_column=Column(Text))
     updated_at: datetime = _created()
+
+
+class Delivery(SQLModel, table=True):
+    """A message Firstmate posted for a run (a Slack card, a checkpoint reply, the
+    result), so it is edited in place and never posted twice."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_thread", "target", "thread"),)
+
+    run_id: str = Field(primary_key=True, max_length=32, foreign_key="runs.id")
+    target: str = Field(primary_key=True, max_length=16)
+    key: str = Field(primary_key=True, max_length=64)
+    ref: str = Field(max_length=128)  # e.g. the Slack message ts
+    thread: str | None = Field(default=None, max_length=128)  # e.g. "C123:1700000000.0001"
+    digest: str = Field(default="", max_length=64)  # of what the message shows now
+    seq: int = 0  # the run event it is current with
+    updated_at: datetime = _created()
+
+
+class Inbound(SQLModel, table=True):
+    """A delivery received from outside (a Slack event, a GitHub delivery): recorded once,
+    so a retried delivery starts nothing twice."""
+
+    __tablename__ = "inbound"
+
+    key: str = Field(primary_key=True, max_length=200)
+    run_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _created()

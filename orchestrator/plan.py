@@ -74,6 +74,8 @@ class PlanSpec(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
     max_parallel: int = Field(default=4, ge=1, le=64)
     on_failure: Literal["pause", "fail"] = "pause"
+    # Four-eyes: the requester may not approve (or continue) their own run.
+    four_eyes: bool = False
 
     def step(self, step_id: str) -> StepSpec:
         for s in self.steps:

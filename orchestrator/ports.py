@@ -25,6 +25,9 @@ class Dispatcher(Protocol):
 
     def has_job(self, job_id: str) -> bool: ...
 
+    def notify(self, run_id: str) -> None:
+        """Deliver the run's progress to where it reports (coalesced: cheap to call)."""
+
 
 class SandboxKiller(Protocol):
     """Kills the sandboxes of a run (or of one of its steps)."""
@@ -38,6 +41,7 @@ class MemoryDispatcher:
 
     steps: list[tuple[str, str, int, datetime | None]] = field(default_factory=list)
     jobs: set[str] = field(default_factory=set)
+    notified: list[str] = field(default_factory=list)
 
     def enqueue_step(
         self, run_id: str, key: str, attempt: int, *, not_before: datetime | None, timeout_s: float
@@ -47,6 +51,9 @@ class MemoryDispatcher:
 
     def has_job(self, job_id: str) -> bool:
         return job_id in self.jobs
+
+    def notify(self, run_id: str) -> None:
+        self.notified.append(run_id)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from orchestrator.errors import NotFound
 from orchestrator.models import Checkpoint, Event, Run, Step
+from orchestrator.plan import PlanSpec
 from orchestrator.store import Store
 
 
@@ -90,8 +91,11 @@ def list_runs(store: Store, *, limit: int = 100) -> list[RunSummary]:
         ]
 
 
-def run_report(store: Store, run_id: str, *, detail: bool = False) -> RunReport:
-    """One run with its steps; with ``detail``, its checkpoints and events too."""
+def run_report(
+    store: Store, run_id: str, *, detail: bool = False, checkpoints: bool = False
+) -> RunReport:
+    """One run with its steps; with ``detail``, its checkpoints and events too (with
+    ``checkpoints``, the checkpoints alone)."""
     with store.session() as s:
         run = s.get(Run, run_id)
         if run is None:
@@ -111,8 +115,9 @@ def run_report(store: Store, run_id: str, *, detail: bool = False) -> RunReport:
             outputs=run.outputs,
             steps=[_step(x) for x in steps],
         )
-        if detail:
+        if detail or checkpoints:
             report.checkpoints = [_checkpoint(c) for c in _checkpoints(s, run_id)]
+        if detail:
             report.events = [
                 _event(e)
                 for e in s.exec(
@@ -120,6 +125,24 @@ def run_report(store: Store, run_id: str, *, detail: bool = False) -> RunReport:
                 )
             ]
         return report
+
+
+def checkpoint(store: Store, checkpoint_id: str) -> CheckpointReport:
+    """One checkpoint."""
+    with store.session() as s:
+        cp = s.get(Checkpoint, checkpoint_id)
+        if cp is None:
+            raise NotFound(f"no checkpoint {checkpoint_id!r}")
+        return _checkpoint(cp)
+
+
+def run_plan(store: Store, run_id: str) -> tuple[PlanSpec, str | None]:
+    """The run's current plan and who asked for the run."""
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}")
+        return PlanSpec.model_validate(run.plan), run.requester
 
 
 def open_checkpoints(store: Store, run_id: str) -> list[CheckpointReport]:

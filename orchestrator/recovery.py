@@ -5,12 +5,14 @@ the same transactions, kept in a module of its own for size."""
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from orchestrator import deliveries
 from orchestrator.effects import Effects, Reconciled
 from orchestrator.events import emit
 from orchestrator.models import Run, Step, utcnow
@@ -48,6 +50,7 @@ class Recovery:
         def _plan_of(self, s: Session, run: Run) -> PlanSpec: ...
         def _advance(self, s: Session, run: Run, effects: Effects) -> None: ...
         def _act(self, effects: Effects) -> None: ...
+        def _tx(self, effects: Effects) -> AbstractContextManager[Session]: ...
         def _succeed(self, s: Session, step: Step | StepRef, outcome: StepOutcome) -> None: ...
         def _queue(
             self,
@@ -75,7 +78,8 @@ class Recovery:
         """Repair what a dead worker or a lost queue left behind (the database is the
         truth): steps whose worker stopped renewing its lease are queued again (their
         sandboxes killed), queued steps whose job is gone are enqueued again, finished
-        child runs complete their parent's step, and every active run is advanced."""
+        child runs complete their parent's step, every active run is advanced, and runs
+        whose thread shows less than has happened are delivered again."""
         report = Reconciled()
         with self.store.session() as s:
             active = s.exec(
@@ -83,11 +87,14 @@ class Recovery:
             ).all()
         for run_id in active:
             self._reconcile_run(run_id, report)
+        for run_id in deliveries.behind(self.store):
+            self.dispatcher.notify(run_id)
+            report.notified.append(run_id)
         return report
 
     def _reconcile_run(self, run_id: str, report: Reconciled) -> None:
         effects = Effects()
-        with self.store.session() as s:
+        with self._tx(effects) as s:
             run = load_run(s, run_id)
             if run.status not in (RunState.RUNNING, RunState.PAUSED):
                 return
@@ -174,7 +181,7 @@ class Recovery:
     def _complete_parent(self, child_id: str) -> None:
         """A child run ended: complete its parent's step (if it is still waiting on it)."""
         effects = Effects()
-        with self.store.session() as s:
+        with self._tx(effects) as s:
             child = s.get(Run, child_id)
             if child is None or child.parent_run_id is None or child.parent_step is None:
                 return

@@ -107,5 +107,10 @@ class Store:
                 session.rollback()
                 raise
 
+    def ping(self) -> None:
+        """Raise when the database does not answer (readiness probes)."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def dispose(self) -> None:
         self.engine.dispose()
