@@ -36,6 +36,11 @@ def run_step(run_id: str, key: str, attempt: int) -> None:
     rt.engine.finish_step(ticket, outcome)
 
 
+def deliver(run_id: str) -> None:
+    """Bring what the run's thread (or other destination) shows up to date."""
+    runtime.current().notifier().deliver(run_id)
+
+
 def reconcile() -> None:
     """One reconciler pass (also run periodically inside workers)."""
     runtime.current().engine.reconcile()

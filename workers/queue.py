@@ -8,7 +8,9 @@ failed jobs are kept a day, not RQ's default year. JSON, not pickle.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from rq import Queue
@@ -27,6 +29,13 @@ FAILURE_TTL_S = 24 * 3600
 # already been killed by then, so this only catches a stuck worker.
 JOB_TIMEOUT_MARGIN_S = 120
 RUN_STEP = "workers.jobs.run_step"
+DELIVER = "workers.jobs.deliver"
+NOTIFY_PENDING_S = 600  # a pending-notification mark outlives a lost job by this much at most
+
+
+def notify_key(run_id: str) -> str:
+    """Set while a notification job for the run is queued: later calls add nothing."""
+    return f"firstmate:notify:{run_id}"
 
 
 def connect(url: str) -> redis.Redis:
@@ -59,6 +68,7 @@ class RQDispatcher:
     def __init__(self, connection: redis.Redis) -> None:
         self.connection = connection
         self._steps = queue(STEPS, connection)
+        self._notify = queue(NOTIFY, connection)
 
     def enqueue_step(
         self, run_id: str, key: str, attempt: int, *, not_before: datetime | None, timeout_s: float
@@ -89,6 +99,29 @@ class RQDispatcher:
                 failure_ttl=FAILURE_TTL_S,
                 description=description,
             )
+
+    def notify(self, run_id: str, *, after_s: float = 0.0) -> None:
+        """Queue the delivery of the run's progress, unless one is queued already: a burst
+        of events becomes one delivery (one Redis round trip when it does)."""
+        if not self.connection.set(notify_key(run_id), 1, nx=True, ex=NOTIFY_PENDING_S):
+            return
+        self.schedule_notify(run_id, after_s)
+
+    def schedule_notify(self, run_id: str, after_s: float) -> None:
+        """Queue a delivery of the run's progress ``after_s`` from now, unconditionally."""
+        options: dict[str, Any] = {
+            # Never the id of a job that may be running now: RQ would overwrite it, and
+            # delete the new one with the old one's result.
+            "job_id": f"notify-{run_id}-{secrets.token_hex(4)}",
+            "result_ttl": 0,
+            "failure_ttl": FAILURE_TTL_S,
+            "description": f"deliver run {run_id}",
+        }
+        if after_s > 0:
+            when = _whole_second_after(datetime.now(UTC) + timedelta(seconds=after_s))
+            self._notify.enqueue_at(when, DELIVER, run_id, **options)
+        else:
+            self._notify.enqueue_call(DELIVER, args=(run_id,), **options)
 
     def has_job(self, job_id: str) -> bool:
         try:

@@ -14,6 +14,9 @@ from orchestrator.engine import Engine
 from orchestrator.store import Store
 from sandbox import SandboxPool
 from workers.killer import DockerKiller
+from workers.notify.notifier import Channel, Notifier
+from workers.notify.slack import TARGET as SLACK
+from workers.notify.slack import SlackChannel, slack_client
 from workers.queue import RQDispatcher, connect
 
 
@@ -27,6 +30,7 @@ class Runtime:
     engine: Engine
     catalog: Catalog
     _pool: SandboxPool | None = None
+    _notifier: Notifier | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def pool(self) -> SandboxPool:
@@ -39,6 +43,19 @@ class Runtime:
                     runtime=self.settings.sandbox_runtime,
                 ).start()
             return self._pool
+
+    def notifier(self) -> Notifier:
+        """Delivers runs' progress to the places configured here (Slack with a token)."""
+        with self._lock:
+            if self._notifier is None:
+                channels: dict[str, Channel] = {}
+                token = self.settings.slack_bot_token
+                if token is not None:
+                    client = slack_client(token.get_secret_value(), self.settings.slack_base_url)
+                    channels[SLACK] = SlackChannel(client, self.store, self.engine.artifacts)
+                dispatcher = RQDispatcher(self.redis)
+                self._notifier = Notifier(self.store, self.redis, dispatcher, channels)
+            return self._notifier
 
     def close(self) -> None:
         with self._lock:

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 
 from workers import runtime
-from workers.queue import QUEUES, STEPS, queue
+from workers.queue import NOTIFY, QUEUES, STEPS, queue
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,35 @@ def work(queues: Sequence[str] = QUEUES, *, burst: bool = False) -> None:
         threading.Thread(
             target=_reconcile_every, args=(rt, stop), name="reconciler", daemon=True
         ).start()
+    if not burst and NOTIFY in queues and len(queues) > 1:
+        # A long step must not hold up every card: deliveries get a worker of their own
+        # (the main one still takes them when idle, and runs the scheduler for both).
+        threading.Thread(target=_deliver, args=(rt,), name="notify", daemon=True).start()
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:
         stop.set()
         rt.close()
+
+
+class _ThreadWorker(SimpleWorker):
+    """A SimpleWorker in a thread: signals belong to the main thread, so no signal
+    handlers, and job timeouts by timer rather than SIGALRM."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
+def _deliver(rt: runtime.Runtime) -> None:
+    worker = _ThreadWorker(
+        [queue(NOTIFY, rt.redis)], connection=rt.redis, serializer=JSONSerializer
+    )
+    try:
+        worker.work(logging_level="WARNING")
+    except Exception:  # the main worker still delivers, between steps
+        log.exception("the notify worker thread stopped")
 
 
 def _warm(rt: runtime.Runtime) -> None:

@@ -14,6 +14,7 @@ from bot.cli.runs import (
     runs_group,
 )
 from bot.cli.sandbox import sandbox_group
+from bot.cli.serve import bot_command, serve_command
 from bot.cli.worker import reconcile_command, worker_command
 
 
@@ -34,6 +35,8 @@ for command in (
     worker_command,
     reconcile_command,
     sandbox_group,
+    serve_command,
+    bot_command,
 ):
     main.add_command(command)
 

@@ -1,0 +1,73 @@
+"""``firstmate serve`` (the HTTP app) and ``firstmate bot --socket`` (Slack over Socket
+Mode): the entry points that wire the real adapters into the web edge."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from bot.cli.common import build_runtime, failures
+from orchestrator.config import Settings
+from orchestrator.errors import ConfigError
+from workers.runtime import Runtime
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from slack_bolt import App
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+def serve_command(host: str, port: int) -> None:
+    """The HTTP app: Slack events, webhooks, the API, health probes."""
+    import uvicorn
+
+    with failures():
+        rt = build_runtime()
+        app = web_app(rt)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def web_app(rt: Runtime) -> FastAPI:
+    """The FastAPI app wired to ``rt`` (Slack when its variables are set)."""
+    from bot.webhooks import create_app
+
+    slack = _slack_app(rt.settings, rt) if _slack_wanted(rt.settings) else None
+    return create_app(
+        slack=slack,
+        checks={"database": rt.store.ping, "redis": lambda: _ping(rt)},
+    )
+
+
+@click.command("bot")
+@click.option("--socket", is_flag=True, required=True, help="Connect over Socket Mode.")
+def bot_command(socket: bool) -> None:
+    """The Slack app over Socket Mode (no public URL needed)."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk import WebClient
+
+    with failures():
+        rt = build_runtime()
+        token = rt.settings.slack_app_token
+        if token is None:
+            raise ConfigError("Socket Mode needs SLACK_APP_TOKEN (an xapp- app-level token)")
+        app = _slack_app(rt.settings, rt, signed=False)
+        client = WebClient(token=token.get_secret_value(), base_url=rt.settings.slack_base_url)
+        handler = SocketModeHandler(app, token.get_secret_value(), web_client=client)
+    handler.start()  # type: ignore[no-untyped-call]
+
+
+def _ping(rt: Runtime) -> None:
+    rt.redis.ping()
+
+
+def _slack_wanted(settings: Settings) -> bool:
+    return settings.slack_bot_token is not None or settings.slack_signing_secret is not None
+
+
+def _slack_app(settings: Settings, rt: Runtime, *, signed: bool = True) -> App:
+    from bot.slack.app import build_app
+
+    return build_app(settings, rt, signed=signed)
