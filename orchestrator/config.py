@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,19 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN")
     )
     slack_api_url: str = "https://slack.com/api/"
+
+    @field_validator(
+        "encryption_key",
+        "api_tokens",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `VAR=` (as compose writes an unset `${VAR:-}`) means "not configured".
+        return None if value == "" else value
 
     @property
     def db_url(self) -> str:

@@ -42,6 +42,8 @@ class Destination:
     playbook: str | None
     request: str | None
     event_seq: int
+    approvers: list[str]
+    parent_run_id: str | None = None
 
 
 def destination(store: Store, run_id: str) -> Destination | None:
@@ -57,6 +59,8 @@ def destination(store: Store, run_id: str) -> Destination | None:
             run.playbook,
             run.request,
             run.event_seq,
+            list((run.plan or {}).get("approvers") or []),
+            run.parent_run_id,
         )
 
 
@@ -98,10 +102,14 @@ def record(
 
 
 def run_in_thread(store: Store, target: str, thread: str) -> str | None:
-    """The run whose card lives in ``thread`` (e.g. a Slack ``channel:ts``)."""
+    """The run whose card lives in ``thread`` (e.g. a Slack ``channel:ts``); child runs
+    post their cards in their parent's thread, and the thread belongs to the parent."""
     with store.session() as s:
-        query = select(Delivery.run_id).where(
-            col(Delivery.target) == target, col(Delivery.thread) == thread
+        query = (
+            select(Delivery.run_id)
+            .join(Run, col(Run.id) == col(Delivery.run_id))
+            .where(col(Delivery.target) == target, col(Delivery.thread) == thread)
+            .where(col(Run.parent_run_id).is_(None))
         )
         return s.exec(query.limit(1)).first()
 

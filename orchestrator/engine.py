@@ -160,7 +160,9 @@ class Engine(Recovery):
     ) -> None:
         with self._tx(effects) as s:
             if parent is not None:
-                self._check_parent(s, parent, run_id)
+                # A child reports where its parent does (its card joins the thread).
+                above = self._check_parent(s, parent, run_id)
+                origin, reply_to = origin or above.origin, reply_to or above.reply_to
             run = Run(
                 id=run_id,
                 status=RunState.RECEIVED,
@@ -183,7 +185,7 @@ class Engine(Recovery):
             emit(s, run_id, "run.received", data={"source": source, "playbook": plan.name})
             self._plan(s, run, plan, approve, effects)
 
-    def _check_parent(self, s: Session, parent: tuple[str, str], run_id: str) -> None:
+    def _check_parent(self, s: Session, parent: tuple[str, str], run_id: str) -> Run:
         """A child run starts only for the current attempt of a running parent step.
 
         The parent run is locked first: the order every transaction takes (parent, then
@@ -195,6 +197,7 @@ class Engine(Recovery):
             raise DecisionError(f"step {parent[1]!r} of run {parent[0]} is not running any more")
         if run_id != current:
             raise DecisionError(f"{run_id} is not the child of the current attempt ({current})")
+        return parent_run
 
     def _plan(self, s: Session, run: Run, plan: PlanSpec, approve: bool, effects: Effects) -> None:
         move_run(s, run, RunState.PLANNING)

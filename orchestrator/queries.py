@@ -29,6 +29,7 @@ class StepReport(BaseModel):
     outputs: dict[str, Any]
     error: str | None
     provenance: dict[str, Any]
+    cost_usd: float = 0.0
 
 
 class CheckpointReport(BaseModel):
@@ -194,6 +195,7 @@ def _step(x: Step) -> StepReport:
         outputs=x.outputs,
         error=x.error,
         provenance=x.provenance,
+        cost_usd=x.cost_usd,
     )
 
 

@@ -3,6 +3,7 @@ Mode): the entry points that wire the real adapters into the web edge."""
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import click
@@ -47,6 +48,7 @@ def bot_command(socket: bool) -> None:
     """The Slack app over Socket Mode (no public URL needed)."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError, SlackClientError
 
     with failures():
         rt = build_runtime()
@@ -56,7 +58,14 @@ def bot_command(socket: bool) -> None:
         app = _slack_app(rt.settings, rt, signed=False)
         client = WebClient(token=token.get_secret_value(), base_url=rt.settings.slack_base_url)
         handler = SocketModeHandler(app, token.get_secret_value(), web_client=client)
-    handler.start()  # type: ignore[no-untyped-call]
+        try:
+            handler.connect()  # type: ignore[no-untyped-call]
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            raise ConfigError(f"Slack refused the Socket Mode connection: {error}") from exc
+        except (SlackClientError, OSError) as exc:
+            raise ConfigError(f"cannot reach Slack for Socket Mode: {exc}") from exc
+    threading.Event().wait()  # the handler's threads serve until the process is stopped
 
 
 def _ping(rt: Runtime) -> None:

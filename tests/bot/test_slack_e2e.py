@@ -209,3 +209,54 @@ def test_rate_limits_and_an_outage_delay_messages_without_losing_them(slack: Sla
         60,
     )
     assert card
+
+
+PARENT = """\
+name: parent
+steps:
+  - id: child
+    agent: playbook
+    with: {playbook: gated-child}
+  - id: after
+    agent: echo
+    depends_on: [child]
+    with: {status: "${{ steps.child.outputs.status }}"}
+"""
+GATED_CHILD = """\
+name: gated-child
+steps:
+  - id: wait
+    agent: gate
+    with: {message: "Let the child go on?"}
+  - id: done
+    agent: echo
+    depends_on: [wait]
+    with: {ok: true}
+"""
+
+
+def test_a_child_runs_gate_is_decided_in_the_parents_thread(slack: SlackEnv) -> None:
+    slack.playbook("parent", PARENT)
+    slack.playbook("gated-child", GATED_CHILD)
+    slack.command("run parent", trigger="4.4.child")
+    parent_id = slack.wait("a run", lambda: slack.run_ids())[0]
+    card = slack.api.wait_for("chat.postMessage", timeout=30)[0]
+    approve = next(a for a in action_ids(card.params["blocks"]) if a.startswith("fm:approve:"))
+    slack.click(approve, user="UANY")
+    card_ts = slack.wait("the card recorded", lambda: _card(slack, parent_id).get("ts"))
+
+    def gate_reply() -> str | None:
+        for message in slack.api.thread("C111", str(card_ts)):
+            for action in action_ids(message.get("blocks") or []):
+                if action.startswith("fm:continue:"):
+                    return action
+        return None
+
+    go_on = slack.wait("the child's gate in the parent's thread", gate_reply, 60)
+    slack.click(go_on, user="UANY")
+    report = slack.wait(
+        "the parent ends", lambda: (r := slack.report(parent_id)).status == "succeeded" and r, 60
+    )
+    assert report.steps[1].outputs == {"status": "succeeded"}
+    # Thread replies still belong to the parent run, not to the child.
+    assert len(slack.run_ids()) == 2

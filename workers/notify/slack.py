@@ -67,12 +67,15 @@ class SlackChannel:
             return
         report = run_report(self.store, destination.run_id, checkpoints=True)
         done = deliveries.posted(self.store, destination.run_id, TARGET)
+        cost = sum(s.cost_usd for s in report.steps)
         ctx = CardContext(
             title=destination.playbook or destination.request or "request",
             requester=destination.requester,
             now=utcnow(),
+            cost_usd=cost or None,  # known once a step has spent something (LLM steps)
+            approvers=tuple(destination.approvers),
         )
-        thread_ts = self._card(destination, channel, origin.get("thread_ts"), report, ctx, done)
+        thread_ts = self._card(destination, channel, self._thread(destination), report, ctx, done)
         for cp in report.checkpoints or []:
             self._checkpoint(destination, channel, thread_ts, report, cp, ctx, done)
         if report.status in RUN_TERMINAL and RESULT not in done:
@@ -86,13 +89,23 @@ class SlackChannel:
             posted = self._post(channel, message, thread_ts)
             self._record(destination, RESULT, posted, _digest(message))
 
+    def _thread(self, destination: Destination) -> str | None:
+        """The thread the card goes in: the request's, or for a child run its parent's."""
+        origin = destination.origin.get("slack") or {}
+        if origin.get("thread_ts") or destination.parent_run_id is None:
+            return str(origin.get("thread_ts") or "") or None
+        parent = deliveries.posted(self.store, destination.parent_run_id, TARGET).get(CARD)
+        if parent is None or not parent.thread:
+            raise Deferred(1.0, "the parent run's card is not posted yet")
+        return parent.thread.split(":", 1)[1]
+
     # -- the three kinds of message ---------------------------------------------------
 
     def _card(
         self,
         destination: Destination,
         channel: str,
-        thread_ts: object,
+        thread_ts: str | None,
         report: RunReport,
         ctx: CardContext,
         done: dict[str, Posted],
@@ -102,8 +115,8 @@ class SlackChannel:
         digest = _digest(message)
         card = done.get(CARD)
         if card is None:
-            ts = self._post(channel, message, str(thread_ts) if thread_ts else None)
-            thread = str(thread_ts) if thread_ts else ts
+            ts = self._post(channel, message, thread_ts)
+            thread = thread_ts or ts
             self._record(destination, CARD, ts, digest, thread=f"{channel}:{thread}")
             return thread
         thread = (card.thread or f"{channel}:{card.ref}").split(":", 1)[1]
