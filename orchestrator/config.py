@@ -50,9 +50,39 @@ class Settings(BaseSettings):
     )
     slack_api_url: str = "https://slack.com/api/"
 
+    # GitHub (GITHUB_* without our prefix, per the contract).
+    github_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GITHUB_WEBHOOK_SECRET")
+    )
+    github_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GITHUB_TOKEN")
+    )
+    github_api_url: str = "https://api.github.com"
+    github_allowed_users: str = Field(
+        default="", description="comma-separated logins allowed to start runs; * for anyone"
+    )
+    github_events: str = Field(
+        default="",
+        description="event→playbook map, e.g. pull_request.opened=python-check,issues.labeled=triage",
+    )
+
+    # n8n and outgoing webhooks (extensions: FIRSTMATE_WEBHOOK_SECRET signs what we send).
+    n8n_token: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    webhooks: str = Field(
+        default="", description="outgoing subscriptions: [playbook=]url, comma-separated"
+    )
+    rate_limit: str = Field(
+        default="60/60", description="runs a requester may start: N/seconds (0 disables)"
+    )
+
     @field_validator(
         "encryption_key",
         "api_tokens",
+        "github_webhook_secret",
+        "github_token",
+        "n8n_token",
+        "webhook_secret",
         "slack_bot_token",
         "slack_signing_secret",
         "slack_app_token",
@@ -76,6 +106,17 @@ class Settings(BaseSettings):
         it, the URL's path is dropped)."""
         url = self.slack_api_url
         return url if url.endswith("/") else url + "/"
+
+    @property
+    def github_logins(self) -> frozenset[str]:
+        """Logins allowed to start runs by comment (``*``: anyone); empty: nobody."""
+        return frozenset(x.strip() for x in self.github_allowed_users.split(",") if x.strip())
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        """The REST API's bearer tokens."""
+        raw = self.api_tokens.get_secret_value() if self.api_tokens else ""
+        return frozenset(x.strip() for x in raw.split(",") if x.strip())
 
     @property
     def runs_dir(self) -> Path:
