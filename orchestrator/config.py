@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     )
     github_events: str = Field(
         default="",
-        description="event→playbook map, e.g. pull_request.opened=python-check,issues.labeled=triage",
+        description="event→playbook map, e.g. pull_request.opened=python-check",
     )
 
     # n8n and outgoing webhooks (extensions: FIRSTMATE_WEBHOOK_SECRET signs what we send).
