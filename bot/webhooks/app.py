@@ -7,12 +7,12 @@ Errors use the contract's shape (see :mod:`bot.webhooks.errors`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from pydantic import BaseModel
 from slack_bolt import App
 from starlette.datastructures import Headers
@@ -53,6 +53,7 @@ def create_app(
     *,
     slack: App | None = None,
     checks: Mapping[str, Check] | None = None,
+    routers: Sequence[APIRouter] = (),
     max_body: int = 1 << 20,
 ) -> FastAPI:
     """Build the app.
@@ -65,6 +66,8 @@ def create_app(
     app = FastAPI(title="Firstmate")
     _add_health_routes(app, dict(checks or {}))
     _add_slack_route(app, slack, max_body)
+    for router in routers:  # GitHub, n8n, the REST API: each a router of its own
+        app.include_router(router)
     app.add_middleware(_BodyLimit, max_body=max_body)
     install_error_handlers(app)  # last, so its catch-all wraps the body limit too
     return app

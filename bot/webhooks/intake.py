@@ -1,0 +1,92 @@
+"""Starting a run from a request that came over HTTP (GitHub, n8n, the REST API): one
+function, so every source validates, deduplicates and rate-limits the same way.
+
+The run's id is derived from the delivery's own id (``X-GitHub-Delivery``,
+``Idempotency-Key``…), so a redelivery finds its run instead of starting another, and
+is never counted against the rate limit twice. Nothing is half-recorded: the run is
+written in one transaction, after every check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.webhooks.errors import ApiError
+from bot.webhooks.ratelimit import RateLimiter
+from orchestrator import playbooks
+from orchestrator.errors import NotFound, PlaybookError
+from orchestrator.models import Run
+from workers.runtime import Runtime
+
+
+class RateLimited(ApiError):
+    """429 rate_limited: too many runs started by this requester just now."""
+
+    def __init__(self, requester: str, retry_after_s: int) -> None:
+        super().__init__(
+            429,
+            "rate_limited",
+            f"too many runs started by {requester}: try again in {retry_after_s} s",
+        )
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A request to run a playbook, from somewhere."""
+
+    playbook: str
+    source: str  # github, n8n, api
+    requester: str  # who is rate-limited: a login, a token's name, an n8n workflow
+    delivery: str | None = None  # the source's id for this delivery (deduplication)
+    inputs: Mapping[str, object] = field(default_factory=dict)
+    origin: Mapping[str, Any] = field(default_factory=dict)
+    reply_to: str | None = None
+    approve_plan: bool = False
+
+
+@dataclass(frozen=True)
+class Started:
+    run_id: str
+    created: bool  # False: this delivery had started it before
+
+
+def run_id_for(source: str, delivery: str) -> str:
+    """The run a delivery starts: the same for every redelivery of it."""
+    return source[0] + hashlib.sha256(f"{source}:{delivery}".encode()).hexdigest()[:11]
+
+
+def start(rt: Runtime, limiter: RateLimiter, request: RunRequest) -> Started:
+    """Validate, deduplicate, rate-limit, then record the run (and queue it)."""
+    try:
+        plan = rt.catalog.get(request.playbook)
+        playbooks.resolve_inputs(plan, request.inputs)
+    except NotFound as exc:
+        raise ApiError(404, "unknown_playbook", str(exc)) from exc
+    except PlaybookError as exc:
+        raise ApiError(422, "invalid_inputs", str(exc)) from exc
+    run_id = run_id_for(request.source, request.delivery) if request.delivery else None
+    if run_id is not None and _exists(rt, run_id):
+        return Started(run_id, created=False)
+    verdict = limiter.take(f"{request.source}:{request.requester}")
+    if not verdict.allowed:
+        raise RateLimited(request.requester, verdict.retry_after_s)
+    new_id = rt.engine.submit(
+        plan,
+        inputs=request.inputs,
+        source=request.source,
+        requester=request.requester,
+        origin={request.source: dict(request.origin)} if request.origin else None,
+        run_id=run_id,
+        approve_plan=request.approve_plan,
+        reply_to=request.reply_to,
+    )
+    return Started(new_id, created=True)
+
+
+def _exists(rt: Runtime, run_id: str) -> bool:
+    with rt.store.session() as s:
+        return s.get(Run, run_id) is not None
