@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         url = self.slack_api_url
         return url if url.endswith("/") else url + "/"
 
+    def secret_values(self) -> list[str]:
+        """Every configured secret's value (for scrubbing logs)."""
+        values = [getattr(self, name) for name in type(self).model_fields]
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+
     @property
     def github_logins(self) -> frozenset[str]:
         """Logins allowed to start runs by comment (``*``: anyone); empty: nobody."""

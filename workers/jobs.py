@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from orchestrator.engine import Engine
 from orchestrator.outcome import StepOutcome, StepTicket
 from orchestrator.recovery import attempt_label
-from workers import runtime
+from workers import logs, runtime
 from workers.agents import AGENTS
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 
 def run_step(run_id: str, key: str, attempt: int) -> None:
     """Run one attempt of one step, if it is still ours to run."""
+    with logs.bind(run_id=run_id, step=key, attempt=str(attempt)):
+        _run_step(run_id, key, attempt)
+
+
+def _run_step(run_id: str, key: str, attempt: int) -> None:
     rt = runtime.current()
     ticket = rt.engine.start_step(run_id, key, attempt)
     if ticket is None:
@@ -38,7 +43,8 @@ def run_step(run_id: str, key: str, attempt: int) -> None:
 
 def deliver(run_id: str) -> None:
     """Bring what the run's thread (or other destination) shows up to date."""
-    runtime.current().notifier().deliver(run_id)
+    with logs.bind(run_id=run_id):
+        runtime.current().notifier().deliver(run_id)
 
 
 def reconcile() -> None:

@@ -15,7 +15,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
-from workers import runtime
+from workers import logs, runtime
 from workers.queue import NOTIFY, QUEUES, STEPS, queue
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 def work(queues: Sequence[str] = QUEUES, *, burst: bool = False) -> None:
     """Work the queues until stopped (or, with ``burst``, until they are empty)."""
     rt = runtime.current()
+    logs.configure(rt.settings.secret_values())
     worker = SimpleWorker(
         [queue(name, rt.redis) for name in queues],
         connection=rt.redis,

@@ -11,6 +11,7 @@ import click
 from bot.cli.common import build_runtime, failures
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
+from workers import logs
 from workers.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -28,17 +29,21 @@ def serve_command(host: str, port: int) -> None:
     with failures():
         rt = build_runtime()
         app = web_app(rt)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    logs.configure(rt.settings.secret_values())
+    # log_config=None: uvicorn's records go through our JSON, scrubbed handler too.
+    uvicorn.run(app, host=host, port=port, log_config=None, log_level="info")
 
 
 def web_app(rt: Runtime) -> FastAPI:
     """The FastAPI app wired to ``rt`` (Slack when its variables are set)."""
     from bot.webhooks import create_app
+    from bot.webhooks.metrics import metrics_router
 
     slack = _slack_app(rt.settings, rt) if _slack_wanted(rt.settings) else None
     return create_app(
         slack=slack,
         checks={"database": rt.store.ping, "redis": lambda: _ping(rt)},
+        routers=[metrics_router(rt.store)],
     )
 
 
