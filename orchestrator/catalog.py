@@ -6,22 +6,45 @@ source), so what a run ran can be read back even after the file changed.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine as SAEngine
 
-from orchestrator.errors import NotFound
+from orchestrator.errors import NotFound, PlaybookError
 from orchestrator.models import PlaybookRecord, utcnow
 from orchestrator.plan import PlanSpec
 from orchestrator.playbooks import load_playbook, load_playbooks
 
 
 class Catalog:
-    """The playbooks in ``folder``, read again on every lookup (they are small)."""
+    """The playbooks in ``folder``. The folder is looked at on every lookup (a playbook
+    edited, added or removed counts at once), but a file is parsed again only when its
+    size or modification time changed."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._lock = threading.Lock()
+        self._parsed: dict[Path, tuple[tuple[int, int], PlanSpec | PlaybookError]] = {}
+
+    def _load(self, path: Path) -> PlanSpec:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._parsed.get(path)
+        if cached is None or cached[0] != stamp:
+            try:
+                result: PlanSpec | PlaybookError = load_playbook(path)
+            except PlaybookError as exc:
+                result = exc
+            with self._lock:
+                self._parsed[path] = (stamp, result)
+        else:
+            result = cached[1]
+        if isinstance(result, PlaybookError):
+            raise result
+        return result
 
     def get(self, name_or_path: str) -> PlanSpec:
         """A playbook by file path (if such a file exists) or by name."""
@@ -40,7 +63,7 @@ class Catalog:
     def all(self) -> dict[str, PlanSpec]:
         if not self.folder.is_dir():
             return {}
-        return load_playbooks(self.folder)
+        return load_playbooks(self.folder, self._load)
 
 
 def record(engine: SAEngine, plan: PlanSpec) -> None:
