@@ -60,6 +60,16 @@ class Catalog:
             )
         return found[name_or_path]
 
+    def named(self, name: str) -> PlanSpec:
+        """A playbook of the folder by name, never by path: what a request from outside
+        (Slack, GitHub, n8n, the API) may run. A path would run any YAML file the server
+        can read, with whatever approvers it names."""
+        found = self.all()
+        if name not in found:
+            known = ", ".join(sorted(found)) or "none"
+            raise NotFound(f"no playbook {name!r} (known: {known})")
+        return found[name]
+
     def all(self) -> dict[str, PlanSpec]:
         if not self.folder.is_dir():
             return {}

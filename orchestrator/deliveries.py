@@ -110,8 +110,22 @@ def run_in_thread(store: Store, target: str, thread: str) -> str | None:
             .join(Run, col(Run.id) == col(Delivery.run_id))
             .where(col(Delivery.target) == target, col(Delivery.thread) == thread)
             .where(col(Run.parent_run_id).is_(None))
+            .order_by(col(Run.created_at).desc())  # a later run in the same thread wins
         )
         return s.exec(query.limit(1)).first()
+
+
+def runs_in_channel(store: Store, target: str, channel: str, *, limit: int = 10) -> list[str]:
+    """The runs with a card in ``channel`` (threads ``channel:ts``), newest first."""
+    query = (
+        select(Delivery.run_id)
+        .where(col(Delivery.target) == target, col(Delivery.key) == "card")
+        .where(col(Delivery.thread).startswith(f"{channel}:", autoescape=True))
+        .order_by(col(Delivery.updated_at).desc())
+        .limit(limit)
+    )
+    with store.session() as s:
+        return list(s.exec(query).all())
 
 
 def behind(store: Store, *, limit: int = 100, within: timedelta = timedelta(days=1)) -> list[str]:

@@ -7,6 +7,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel
 
 from orchestrator.engine import Engine
 from orchestrator.outcome import StepOutcome, StepTicket
@@ -39,6 +42,36 @@ def _run_step(run_id: str, key: str, attempt: int) -> None:
                 log.exception("step %s of run %s: agent %s raised", key, run_id, ticket.agent)
                 outcome = StepOutcome.failed(f"{type(exc).__name__}: {exc}")
     rt.engine.finish_step(ticket, outcome)
+
+
+class StartRequest(BaseModel):
+    """A run a front door accepted, to be recorded by a worker (``start_run``)."""
+
+    run_id: str
+    playbook: str
+    inputs: dict[str, Any] = {}
+    source: str
+    requester: str | None = None
+    origin: dict[str, Any] = {}
+    reply_to: str | None = None
+    approve_plan: bool = True
+
+
+def start_run(request: dict[str, Any]) -> None:
+    """Record a run a front door accepted (safe twice: the run id is fixed)."""
+    start = StartRequest.model_validate(request)
+    with logs.bind(run_id=start.run_id):
+        rt = runtime.current()
+        rt.engine.submit(
+            rt.catalog.named(start.playbook),
+            inputs=start.inputs,
+            source=start.source,
+            requester=start.requester,
+            origin=start.origin,
+            run_id=start.run_id,
+            approve_plan=start.approve_plan,
+            reply_to=start.reply_to,
+        )
 
 
 def deliver(run_id: str) -> None:

@@ -30,6 +30,7 @@ FAILURE_TTL_S = 24 * 3600
 JOB_TIMEOUT_MARGIN_S = 120
 RUN_STEP = "workers.jobs.run_step"
 DELIVER = "workers.jobs.deliver"
+START_RUN = "workers.jobs.start_run"
 NOTIFY_PENDING_S = 600  # a pending-notification mark outlives a lost job by this much at most
 
 
@@ -129,3 +130,17 @@ class RQDispatcher:
         except NoSuchJobError:
             return False
         return job.get_status(refresh=False) not in ("finished", "failed", "canceled", "stopped")
+
+
+def enqueue_start(connection: redis.Redis, request: dict[str, Any], run_id: str) -> None:
+    """Queue the recording of a run a front door accepted (the ``plan`` queue: the step
+    where requests are screened and planned). The job id is the run's, so a request
+    queued twice starts one run."""
+    queue(PLAN, connection).enqueue_call(
+        START_RUN,
+        args=(request,),
+        job_id=f"start-{run_id}",
+        result_ttl=RESULT_TTL_S,
+        failure_ttl=FAILURE_TTL_S,
+        description=f"start run {run_id}",
+    )

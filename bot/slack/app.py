@@ -51,6 +51,9 @@ def build_app(settings: Settings, rt: Runtime, *, signed: bool = True) -> App:
         # No auth.test at start: the server must come up (GitHub and n8n keep working)
         # while Slack is unreachable; a bad token shows on the first Slack call instead.
         token_verification_enabled=False,
+        # Respond when the ack half returns (no 10 ms polling for ack()); the slow
+        # halves are lazy listeners that run after the response.
+        process_before_response=True,
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="slack"),
     )
     register(app, SlackFront(rt, client, Approvers(client)))
@@ -58,11 +61,14 @@ def build_app(settings: Settings, rt: Runtime, *, signed: bool = True) -> App:
 
 
 def register(app: App, front: SlackFront) -> None:
-    """Route Slack's requests to ``front``."""
-    app.command(ANYTHING)(_on_command(front))
-    app.event("app_mention")(_on_mention(front))
-    app.event("message")(_on_message(front))
-    app.action(ACTION_PATTERN)(_on_action(front))
+    """Route Slack's requests to ``front``. Each listener is split in two: the ``ack``
+    half answers Slack (parsing and lookups only), the ``lazy`` half runs after the
+    response has gone (bolt's lazy listeners, with ``process_before_response``)."""
+    app.command(ANYTHING)(ack=_command_ack(front), lazy=[_command_work(front)])
+    app.event("app_mention")(ack=_ack_only, lazy=[_on_mention(front)])
+    app.event("message")(ack=_ack_only, lazy=[_on_message(front)])
+    app.action(ACTION_PATTERN)(ack=_ack_only, lazy=[_on_action(front)])
+    # The modal's answer carries its validation errors: it decides before answering.
     app.view(CALLBACK_ID)(_on_modify(front))
     # Anything else (another app's button, a stale view) is acknowledged and ignored.
     app.action(ANYTHING)(_ack_only)
@@ -73,32 +79,41 @@ def _ack_only(ack: Ack) -> None:
     ack()
 
 
-def _on_command(front: SlackFront) -> Any:
-    def on_command(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
-        channel, user = command.get("channel_id", ""), command.get("user_id", "")
-        origin = {"channel": channel, "user": user, "team": command.get("team_id", "")}
-        run_id = run_id_for("command", origin["team"], command.get("trigger_id", ""))
+Payload = dict[str, Any]
 
-        def answer(text: str) -> None:
-            ack(text=text)
 
-        front.start(
-            command.get("text", ""),
-            ack=answer,
-            say=_ephemeral(client, channel, user),
-            run_id=run_id,
-            origin=origin,
-        )
+def _command_origin(command: Payload) -> tuple[str, dict[str, Any]]:
+    """A command's run id (from its trigger_id: a retried delivery has the same) and
+    where its run reports."""
+    channel, user = command.get("channel_id", ""), command.get("user_id", "")
+    origin = {"channel": channel, "user": user, "team": command.get("team_id", "")}
+    return run_id_for("command", origin["team"], command.get("trigger_id", "")), origin
+
+
+def _command_ack(front: SlackFront) -> Any:
+    def on_command(ack: Ack, command: Payload) -> None:
+        run_id, origin = _command_origin(command)
+        text, _ = front.answer(command.get("text", ""), run_id, origin["channel"])
+        ack(text=text)
 
     return on_command
 
 
-Payload = dict[str, Any]
+def _command_work(front: SlackFront) -> Any:
+    def start(command: Payload, client: WebClient) -> None:
+        run_id, origin = _command_origin(command)
+        _, run = front.answer(command.get("text", ""), run_id, origin["channel"])
+        if run is not None:
+            say = _ephemeral(client, origin["channel"], origin["user"])
+            front.launch(run, run_id, origin, say)
+
+    return start
 
 
 def _on_mention(front: SlackFront) -> Any:
-    def on_mention(ack: Ack, event: Payload, body: Payload, client: WebClient) -> None:
-        ack()
+    def on_mention(event: Payload, body: Payload, client: WebClient) -> None:
+        if not front.first_delivery(body.get("team_id", ""), body.get("event_id")):
+            return
         channel, user = event.get("channel", ""), event.get("user", "")
         thread_ts = event.get("thread_ts") or event.get("ts", "")
         say = _ephemeral(client, channel, user)
@@ -110,20 +125,17 @@ def _on_mention(front: SlackFront) -> Any:
             return
         origin = {"channel": channel, "user": user, "team": body.get("team_id", "")}
         origin["thread_ts"] = thread_ts
-        front.start(
-            event.get("text", ""),
-            ack=say,
-            say=say,
-            run_id=run_id_for("event", origin["team"], str(body.get("event_id") or thread_ts)),
-            origin=origin,
-        )
+        run_id = run_id_for("event", origin["team"], str(body.get("event_id") or thread_ts))
+        text, run = front.answer(event.get("text", ""), run_id, channel)
+        say(text)
+        if run is not None:
+            front.launch(run, run_id, origin, say)
 
     return on_mention
 
 
 def _on_message(front: SlackFront) -> Any:
-    def on_message(ack: Ack, event: Payload, context: BoltContext, client: WebClient) -> None:
-        ack()
+    def on_message(event: Payload, body: Payload, context: BoltContext, client: WebClient) -> None:
         thread_ts, text = event.get("thread_ts"), event.get("text") or ""
         if not thread_ts or event.get("subtype") or event.get("bot_id"):
             return
@@ -132,7 +144,9 @@ def _on_message(front: SlackFront) -> Any:
         channel, user = event.get("channel", ""), event.get("user", "")
         run_id = front.run_of_thread(channel, thread_ts)
         command = commands.parse_thread(text) if run_id else None
-        if run_id and command:
+        if not (run_id and command):
+            return  # chatter, or not a run's thread
+        if front.first_delivery(body.get("team_id", ""), body.get("event_id")):
             reply = _reply(client, channel, thread_ts)
             front.in_thread(run_id, command, user, reply, _ephemeral(client, channel, user))
 
@@ -140,8 +154,7 @@ def _on_message(front: SlackFront) -> Any:
 
 
 def _on_action(front: SlackFront) -> Any:
-    def on_action(ack: Ack, body: Payload, action: Payload, client: WebClient) -> None:
-        ack()
+    def on_action(body: Payload, action: Payload, client: WebClient) -> None:
         user = (body.get("user") or {}).get("id", "")
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
             "channel_id", ""

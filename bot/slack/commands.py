@@ -18,6 +18,10 @@ USAGE = (
     "In a run's thread: `status`, `cancel`, `retry <step>`."
 )
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+# Slack sends a link as ``<url>`` or ``<url|what was typed>``, and ``&``, ``<``, ``>``
+# escaped as HTML entities (in slash commands too): a command reads what was typed.
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]*)(?:\|([^>]*))?>")
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
@@ -61,8 +65,12 @@ ThreadCommand = Status | Cancel | Retry
 
 
 def without_mentions(text: str) -> str:
-    """The text with ``<@U123>`` mentions removed (what an app mention carries)."""
-    return _MENTION.sub(" ", text).strip()
+    """The text as typed, with ``<@U123>`` mentions removed (what an app mention
+    carries), links unwrapped and ``&amp;``, ``&lt;``, ``&gt;`` unescaped."""
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), _MENTION.sub(" ", text))
+    for entity, char in _ENTITIES:
+        text = text.replace(entity, char)
+    return text.strip()
 
 
 def parse(text: str) -> Command:

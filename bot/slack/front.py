@@ -26,9 +26,12 @@ from bot.slack.modal import modify_view
 from orchestrator import deliveries, playbooks
 from orchestrator.approvals import refusal
 from orchestrator.errors import FirstmateError, NotFound, PlaybookError
-from orchestrator.queries import checkpoint, list_runs, open_checkpoints, run_plan, run_report
+from orchestrator.plan import PlanSpec
+from orchestrator.queries import checkpoint, open_checkpoints, run_plan, run_report
+from workers.jobs import StartRequest
 from workers.notify.blocks import parse_action_id
 from workers.notify.slack import TARGET
+from workers.queue import enqueue_start
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -56,51 +59,56 @@ class SlackFront:
 
     # -- /mate and @Firstmate --------------------------------------------------------
 
-    def start(self, text: str, *, ack: Say, say: Say, run_id: str, origin: dict[str, Any]) -> None:
-        """Handle the text of a command or mention: ``ack`` answers at once, ``say``
-        later (both only to the person). A run it starts is ``run_id``, reporting to the
-        Slack ``origin`` (channel, user, thread)."""
+    def answer(self, text: str, run_id: str, channel: str) -> tuple[str, RunPlaybook | None]:
+        """What to tell the person at once (only them), and the run to start, if any.
+        Quick: parsing, a playbook lookup and input validation (nothing is recorded)."""
         try:
             command = commands.parse(text)
             self._check(command)
         except (UsageError, NotFound, PlaybookError) as exc:
-            ack(f"{exc}\n\n{commands.USAGE}")
-            return
+            return f"{exc}\n\n{commands.USAGE}", None
         if isinstance(command, Help):
-            ack(commands.USAGE)
-        elif isinstance(command, Request):
-            ack(NO_LLM)
-        elif isinstance(command, Status):
-            ack(self.status_text(command.run_id))
-        else:
-            ack(f"Starting *{command.playbook}* (run `{run_id}`): its plan follows here.")
-            self._submit(command, run_id, origin, say)
+            return commands.USAGE, None
+        if isinstance(command, Request):
+            return NO_LLM, None
+        if isinstance(command, Status):
+            return self.status_text(command.run_id, channel), None
+        return f"Starting *{command.playbook}* (run `{run_id}`): its plan follows here.", command
+
+    def launch(self, command: RunPlaybook, run_id: str, origin: dict[str, Any], say: Say) -> None:
+        """Queue the run for a worker to record and plan (after the acknowledgement)."""
+        request = StartRequest(
+            run_id=run_id,
+            playbook=command.playbook,
+            inputs=dict(command.inputs),
+            source="slack",
+            requester=origin["user"],
+            origin={"slack": origin},
+            reply_to=TARGET,
+            approve_plan=True,
+        )
+        try:
+            enqueue_start(self.rt.redis, request.model_dump(), run_id)
+        except Exception:
+            log.exception("queueing run %s (%s) failed", run_id, command.playbook)
+            say(f"Could not start *{command.playbook}*: the queue is unavailable, try again.")
 
     def _check(self, command: commands.Command) -> None:
         if isinstance(command, RunPlaybook):
-            plan = self.rt.catalog.get(command.playbook)
-            playbooks.resolve_inputs(plan, command.inputs)
+            playbooks.resolve_inputs(self._playbook(command.playbook), command.inputs)
 
-    def _submit(self, command: RunPlaybook, run_id: str, origin: dict[str, Any], say: Say) -> None:
-        try:
-            self.rt.engine.submit(
-                self.rt.catalog.get(command.playbook),
-                inputs=command.inputs,
-                source="slack",
-                requester=origin["user"],
-                origin={"slack": origin},
-                run_id=run_id,
-                approve_plan=True,
-                reply_to=TARGET,
-            )
-        except FirstmateError as exc:
-            say(f"Could not start *{command.playbook}*: {exc}")
-        except Exception:
-            log.exception("starting %s from Slack failed", command.playbook)
-            say(f"Could not start *{command.playbook}*: an internal error (it is logged).")
+    def _playbook(self, name: str) -> PlanSpec:
+        """A playbook of the playbooks folder, by name; never by path, as the CLI may:
+        from Slack, a path would run any YAML file this server can read, with whatever
+        approvers it names (say, a file an earlier run wrote to its workspace)."""
+        found = self.rt.catalog.all()
+        if name not in found:
+            known = ", ".join(f"`{n}`" for n in sorted(found)) or "none"
+            raise NotFound(f"no playbook {name!r} here (known: {known})")
+        return found[name]
 
-    def status_text(self, run_id: str | None) -> str:
-        """One run's state, or the newest runs, as mrkdwn."""
+    def status_text(self, run_id: str | None, channel: str) -> str:
+        """One run's state, or the newest runs of this channel, as mrkdwn."""
         if run_id:
             try:
                 report = run_report(self.rt.store, run_id)
@@ -109,11 +117,21 @@ class SlackFront:
             done = sum(s.status in ("succeeded", "skipped") for s in report.steps)
             what = report.playbook or "request"
             return f"Run `{run_id}` ({what}): *{report.status}*, {done}/{len(report.steps)} steps"
-        runs = list_runs(self.rt.store, limit=10)
-        if not runs:
-            return "No runs yet."
+        # Only this channel's runs: a private channel's runs are not shown elsewhere.
+        ids = deliveries.runs_in_channel(self.rt.store, TARGET, channel, limit=10)
+        if not ids:
+            return "No runs in this channel yet."
+        runs = [run_report(self.rt.store, i) for i in ids]
         lines = [f"• `{r.run_id}` {r.playbook or 'request'}: *{r.status}*" for r in runs]
         return "Newest runs:\n" + "\n".join(lines)
+
+    def first_delivery(self, team: str, event_id: str | None) -> bool:
+        """Whether an event is new. Slack delivers again (the same ``event_id``) what it
+        thinks we missed: a redelivery must not be answered or acted on twice. Only
+        events addressed to Firstmate are recorded, not every message of a channel."""
+        if not event_id:
+            return True
+        return deliveries.first_time(self.rt.store, f"slack:event:{team}:{event_id}")
 
     # -- a run's thread --------------------------------------------------------------
 
@@ -125,7 +143,7 @@ class SlackFront:
     ) -> None:
         """``status``, ``cancel`` or ``retry <step>`` in the run's thread."""
         if isinstance(command, Status):
-            reply(self.status_text(run_id))
+            reply(self.status_text(run_id, ""))
             return
         decision = "cancel" if isinstance(command, Cancel) else "retry"
         why = self.refusal(user, decision, run_id)

@@ -62,8 +62,11 @@ def changes(plan: PlanSpec, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
             original = plan.step(step_id).with_.get(name)
         except KeyError:
             continue
-        raw = (fields.get("value") or {}).get("value")
-        if raw is None or raw == _as_text(original):
+        action = fields.get("value")
+        if not isinstance(action, dict):
+            continue
+        raw = action.get("value") or ""  # Slack sends a field emptied by the person as null
+        if raw == _as_text(original):
             continue
         found.setdefault(step_id, {})[name] = _typed(raw, original)
     return found

@@ -62,7 +62,7 @@ def run_id_for(source: str, delivery: str) -> str:
 def start(rt: Runtime, limiter: RateLimiter, request: RunRequest) -> Started:
     """Validate, deduplicate, rate-limit, then record the run (and queue it)."""
     try:
-        plan = rt.catalog.get(request.playbook)
+        plan = rt.catalog.named(request.playbook)
         playbooks.resolve_inputs(plan, request.inputs)
     except NotFound as exc:
         raise ApiError(404, "unknown_playbook", str(exc)) from exc

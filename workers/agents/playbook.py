@@ -26,7 +26,7 @@ class PlaybookAgent:
             return StepOutcome.failed(f"playbook inputs: {exc}")
         child = child_run_id(ticket.run_id, ticket.key, ticket.attempt)
         try:
-            plan = services.catalog.get(inputs.playbook)
+            plan = services.catalog.named(inputs.playbook)
             services.engine.submit(
                 plan,
                 inputs=inputs.inputs,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -207,18 +208,35 @@ class SlackChannel:
         return diff_summary(self.artifacts.read_text(run_id, "diff.patch"))
 
 
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+
+
 def diff_summary(patch: str) -> str | None:
-    """``git diff --stat``-like lines for a unified diff; None when it changes nothing."""
+    """``git diff --stat``-like lines for a unified diff; None when it changes nothing.
+
+    Hunk headers say how many lines follow, so a removed line that reads ``-- x`` (shown
+    as ``--- x``) is counted, not taken for the next file's header; a deleted file is
+    named from its ``---`` side."""
     files: dict[str, list[int]] = {}
-    current: list[int] | None = None
+    old_name, current = "", [0, 0]  # a scratch count until the first file header
+    old_left = new_left = 0
     for line in patch.splitlines():
-        if line.startswith("+++ "):
-            name = line[4:].removeprefix("b/")
+        if old_left > 0 or new_left > 0:
+            if line.startswith("-"):
+                old_left, current[1] = old_left - 1, current[1] + 1
+            elif line.startswith("+"):
+                new_left, current[0] = new_left - 1, current[0] + 1
+            elif not line.startswith("\\"):  # context ("\ No newline" counts for neither)
+                old_left, new_left = old_left - 1, new_left - 1
+        elif line.startswith("--- "):
+            old_name = line[4:].split("\t")[0].removeprefix("a/")
+        elif line.startswith("+++ "):
+            new_name = line[4:].split("\t")[0].removeprefix("b/")
+            name = old_name if new_name == "/dev/null" else new_name
             current = files.setdefault(name, [0, 0])
-        elif current is not None and line.startswith("+") and not line.startswith("+++"):
-            current[0] += 1
-        elif current is not None and line.startswith("-") and not line.startswith("---"):
-            current[1] += 1
+        elif match := _HUNK.match(line):
+            old_left = int(match.group(1) or 1)
+            new_left = int(match.group(2) or 1)
     if not files:
         return None
     lines = [f"{name} | +{added} -{removed}" for name, (added, removed) in files.items()]
