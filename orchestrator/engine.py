@@ -75,8 +75,12 @@ class Engine(Recovery):
         *,
         killer: SandboxKiller | None = None,
         lease_s: float = 30.0,
+        default_reply_to: str | None = None,
     ) -> None:
         self.store = store
+        # Where runs that name no destination report (``webhooks`` when outgoing
+        # subscriptions are configured: every run's events are delivered then).
+        self.default_reply_to = default_reply_to
         self.dispatcher = dispatcher
         self.artifacts = artifacts
         self.killer = killer
@@ -163,6 +167,7 @@ class Engine(Recovery):
                 # A child reports where its parent does (its card joins the thread).
                 above = self._check_parent(s, parent, run_id)
                 origin, reply_to = origin or above.origin, reply_to or above.reply_to
+            reply_to = reply_to or self.default_reply_to
             run = Run(
                 id=run_id,
                 status=RunState.RECEIVED,

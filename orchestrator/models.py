@@ -189,3 +189,27 @@ class Inbound(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     run_id: str | None = Field(default=None, max_length=32)
     created_at: datetime = _created()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One run event POSTed (or being POSTed) to one outgoing webhook subscription: the
+    delivery log. ``status``: ``pending`` (failed, will be tried again), ``delivered``,
+    ``failed`` (given up: refused, or too many attempts), ``gone`` (the receiver answered
+    404, 409 or 410)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("run_id", "url", "event_seq", name="uq_webhook_deliveries_event"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=32, index=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    event_seq: int
+    event_type: str = Field(max_length=48)
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    response_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = _created()
+    updated_at: datetime = _created()

@@ -14,9 +14,12 @@ from orchestrator.engine import Engine
 from orchestrator.store import Store
 from sandbox import SandboxPool
 from workers.killer import DockerKiller
-from workers.notify.notifier import Channel, Notifier
+from workers.notify.callback import TARGET as CALLBACK
+from workers.notify.callback import CallbackChannel
+from workers.notify.notifier import SUBSCRIBED, Channel, Notifier
 from workers.notify.slack import TARGET as SLACK
 from workers.notify.slack import SlackChannel, slack_client
+from workers.notify.subscriptions import Subscriptions, parse_subscriptions
 from workers.queue import RQDispatcher, connect
 
 
@@ -48,13 +51,21 @@ class Runtime:
         """Delivers runs' progress to the places configured here (Slack with a token)."""
         with self._lock:
             if self._notifier is None:
-                channels: dict[str, Channel] = {}
-                token = self.settings.slack_bot_token
-                if token is not None:
-                    client = slack_client(token.get_secret_value(), self.settings.slack_base_url)
+                s = self.settings
+                secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
+                channels: dict[str, Channel] = {CALLBACK: CallbackChannel(self.store, secret)}
+                if s.slack_bot_token is not None:
+                    client = slack_client(s.slack_bot_token.get_secret_value(), s.slack_base_url)
                     channels[SLACK] = SlackChannel(client, self.store, self.engine.artifacts)
+                subscriptions = (
+                    Subscriptions(self.store, parse_subscriptions(s.webhooks), secret)
+                    if s.webhooks
+                    else None
+                )
                 dispatcher = RQDispatcher(self.redis)
-                self._notifier = Notifier(self.store, self.redis, dispatcher, channels)
+                self._notifier = Notifier(
+                    self.store, self.redis, dispatcher, channels, subscriptions=subscriptions
+                )
             return self._notifier
 
     def close(self) -> None:
@@ -69,6 +80,7 @@ class Runtime:
 def build(settings: Settings | None = None) -> Runtime:
     """Wire the real adapters from the settings (the environment by default)."""
     settings = settings or load_settings()
+    parse_subscriptions(settings.webhooks)  # a mistake in FIRSTMATE_WEBHOOKS stops here
     key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
     artifacts = ArtifactStore(settings.runs_dir.resolve(), key)
     store = Store(settings.db_url)
@@ -79,6 +91,7 @@ def build(settings: Settings | None = None) -> Runtime:
         artifacts,
         killer=DockerKiller(),
         lease_s=settings.lease_s,
+        default_reply_to=SUBSCRIBED if settings.webhooks else None,
     )
     return Runtime(settings, store, connection, engine, Catalog(settings.playbooks))
 

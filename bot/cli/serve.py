@@ -38,12 +38,15 @@ def web_app(rt: Runtime) -> FastAPI:
     """The FastAPI app wired to ``rt`` (Slack when its variables are set)."""
     from bot.webhooks import create_app
     from bot.webhooks.metrics import metrics_router
+    from bot.webhooks.n8n import n8n_router
+    from bot.webhooks.ratelimit import RateLimiter
 
     slack = _slack_app(rt.settings, rt) if _slack_wanted(rt.settings) else None
+    limiter = RateLimiter.parse(rt.redis, rt.settings.rate_limit)
     return create_app(
         slack=slack,
         checks={"database": rt.store.ping, "redis": lambda: _ping(rt)},
-        routers=[metrics_router(rt.store)],
+        routers=[metrics_router(rt.store), n8n_router(rt, limiter)],
     )
 
 

@@ -25,6 +25,7 @@ from workers.queue import NOTIFY_PENDING_S, RQDispatcher, notify_key
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
 UNCONFIGURED_RETRY_S = 60.0
+SUBSCRIBED = "webhooks"  # reply_to of runs that report only to outgoing subscriptions
 DELIVERY_LOCK_S = 120  # longer than any delivery (each Slack call times out in 10 s)
 
 
@@ -44,6 +45,12 @@ class Channel(Protocol):
     def deliver(self, destination: Destination) -> None: ...
 
 
+class Subscribers(Protocol):
+    """Outgoing webhook subscriptions: every run's events, whatever its destination."""
+
+    def deliver(self, run_id: str) -> None: ...
+
+
 class Notifier:
     """Runs one delivery of one run, and queues the next when it must wait."""
 
@@ -53,11 +60,14 @@ class Notifier:
         connection: redis.Redis,
         dispatcher: RQDispatcher,
         channels: Mapping[str, Channel],
+        *,
+        subscriptions: Subscribers | None = None,
     ) -> None:
         self.store = store
         self.redis = connection
         self.dispatcher = dispatcher
         self.channels = dict(channels)
+        self.subscriptions = subscriptions
 
     def deliver(self, run_id: str) -> None:
         """Bring what the run's destination shows up to date (safe to run twice)."""
@@ -77,23 +87,42 @@ class Notifier:
         destination = deliveries.destination(self.store, run_id)
         if destination is None or destination.reply_to is None:
             return
-        channel = self.channels.get(destination.reply_to)
+        # Each part delivers on its own: a failing subscriber does not hold up the card.
+        waits = [w for w in (self._subscribers(run_id), self._channel(destination)) if w]
+        if not waits:
+            self.redis.delete(_failures_key(run_id))
+            return
+        for wait in waits:
+            log.warning("delivery of run %s waits: %s", run_id, wait.why)
+        timed = [w.after_s for w in waits if w.after_s is not None]
+        backoff = len(timed) < len(waits)
+        self._later(run_id, self._backoff(run_id) if backoff else min(timed))
+
+    def _subscribers(self, run_id: str) -> Deferred | None:
+        if self.subscriptions is None:
+            return None
+        try:
+            self.subscriptions.deliver(run_id)
+        except Deferred as wait:
+            return wait
+        return None
+
+    def _channel(self, destination: Destination) -> Deferred | None:
+        if destination.reply_to == SUBSCRIBED:
+            return None
+        channel = self.channels.get(destination.reply_to or "")
         if channel is None:
             log.error(
                 "run %s reports to %s, which this worker is not configured for",
-                run_id,
+                destination.run_id,
                 destination.reply_to,
             )
-            self._later(run_id, UNCONFIGURED_RETRY_S)
-            return
+            return Deferred(UNCONFIGURED_RETRY_S, "destination not configured here")
         try:
             channel.deliver(destination)
         except Deferred as wait:
-            after = wait.after_s if wait.after_s is not None else self._backoff(run_id)
-            log.warning("delivery of run %s waits %.1f s: %s", run_id, after, wait.why)
-            self._later(run_id, after)
-            return
-        self.redis.delete(_failures_key(run_id))
+            return wait
+        return None
 
     def _backoff(self, run_id: str) -> float:
         failures = int(self.redis.incr(_failures_key(run_id)))
