@@ -16,6 +16,8 @@ from sandbox import SandboxPool
 from workers.killer import DockerKiller
 from workers.notify.callback import TARGET as CALLBACK
 from workers.notify.callback import CallbackChannel
+from workers.notify.github import TARGET as GITHUB
+from workers.notify.github import GitHubChannel, GitHubClient
 from workers.notify.notifier import SUBSCRIBED, Channel, Notifier
 from workers.notify.slack import TARGET as SLACK
 from workers.notify.slack import SlackChannel, slack_client
@@ -57,6 +59,9 @@ class Runtime:
                 if s.slack_bot_token is not None:
                     client = slack_client(s.slack_bot_token.get_secret_value(), s.slack_base_url)
                     channels[SLACK] = SlackChannel(client, self.store, self.engine.artifacts)
+                if s.github_token is not None:
+                    github = GitHubClient(s.github_token.get_secret_value(), s.github_api_url)
+                    channels[GITHUB] = GitHubChannel(github, self.store)
                 subscriptions = (
                     Subscriptions(self.store, parse_subscriptions(s.webhooks), secret)
                     if s.webhooks

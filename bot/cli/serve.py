@@ -37,6 +37,7 @@ def serve_command(host: str, port: int) -> None:
 def web_app(rt: Runtime) -> FastAPI:
     """The FastAPI app wired to ``rt`` (Slack when its variables are set)."""
     from bot.webhooks import create_app
+    from bot.webhooks.github import github_router
     from bot.webhooks.metrics import metrics_router
     from bot.webhooks.n8n import n8n_router
     from bot.webhooks.ratelimit import RateLimiter
@@ -46,7 +47,11 @@ def web_app(rt: Runtime) -> FastAPI:
     return create_app(
         slack=slack,
         checks={"database": rt.store.ping, "redis": lambda: _ping(rt)},
-        routers=[metrics_router(rt.store), n8n_router(rt, limiter)],
+        routers=[
+            metrics_router(rt.store),
+            n8n_router(rt, limiter),
+            github_router(rt, limiter),
+        ],
     )
 
 
