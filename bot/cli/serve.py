@@ -37,6 +37,7 @@ def serve_command(host: str, port: int) -> None:
 def web_app(rt: Runtime) -> FastAPI:
     """The FastAPI app wired to ``rt`` (Slack when its variables are set)."""
     from bot.webhooks import create_app
+    from bot.webhooks.api import api_router
     from bot.webhooks.github import github_router
     from bot.webhooks.metrics import metrics_router
     from bot.webhooks.n8n import n8n_router
@@ -51,6 +52,7 @@ def web_app(rt: Runtime) -> FastAPI:
             metrics_router(rt.store),
             n8n_router(rt, limiter),
             github_router(rt, limiter),
+            api_router(rt, limiter),
         ],
     )
 
