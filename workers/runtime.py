@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import redis
@@ -112,3 +114,16 @@ def current() -> Runtime:
         if _current is None:
             _current = build()
         return _current
+
+
+@contextmanager
+def using(rt: Runtime) -> Iterator[Runtime]:
+    """Make ``rt`` this process's runtime inside the block (jobs worked in-process)."""
+    global _current
+    with _current_lock:
+        previous, _current = _current, rt
+    try:
+        yield rt
+    finally:
+        with _current_lock:
+            _current = previous

@@ -443,6 +443,7 @@ class GitHubHooks:
             origin=where.origin(),
             reply_to=TARGET if where.issue is not None else None,
             approve_plan=False,  # an allowed login's command (or event) is its approval
+            queued=True,  # GitHub waits on the answer: a worker records the run
         )
         started = intake.start(self.rt, self.limiter, request)
         status = "started" if started.created else "duplicate"

@@ -19,6 +19,9 @@ from bot.webhooks.ratelimit import RateLimiter
 from orchestrator import playbooks
 from orchestrator.errors import NotFound, PlaybookError
 from orchestrator.models import Run
+from orchestrator.transitions import new_id
+from workers.jobs import StartRequest
+from workers.queue import enqueue_start
 from workers.runtime import Runtime
 
 
@@ -46,6 +49,10 @@ class RunRequest:
     origin: Mapping[str, Any] = field(default_factory=dict)
     reply_to: str | None = None
     approve_plan: bool = False
+    # Queued: a worker records the run (the plan queue) and the answer goes at once;
+    # for webhooks, whose senders wait on us. The API records before it answers, so a
+    # client can read the run it was just given.
+    queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,12 +76,16 @@ def start(rt: Runtime, limiter: RateLimiter, request: RunRequest) -> Started:
     except PlaybookError as exc:
         raise ApiError(422, "invalid_inputs", str(exc)) from exc
     run_id = run_id_for(request.source, request.delivery) if request.delivery else None
-    if run_id is not None and _exists(rt, run_id):
+    if run_id is not None and not _first_acceptance(rt, run_id):
         return Started(run_id, created=False)
     verdict = limiter.take(f"{request.source}:{request.requester}")
     if not verdict.allowed:
+        if run_id is not None:
+            rt.redis.delete(_accepted_key(run_id))  # refused: a later retry may be taken
         raise RateLimited(request.requester, verdict.retry_after_s)
-    new_id = rt.engine.submit(
+    if request.queued:
+        return _queue(rt, request, run_id or new_id())
+    new_id_ = rt.engine.submit(
         plan,
         inputs=request.inputs,
         source=request.source,
@@ -84,9 +95,39 @@ def start(rt: Runtime, limiter: RateLimiter, request: RunRequest) -> Started:
         approve_plan=request.approve_plan,
         reply_to=request.reply_to,
     )
-    return Started(new_id, created=True)
+    return Started(new_id_, created=True)
 
 
-def _exists(rt: Runtime, run_id: str) -> bool:
+ACCEPTED_TTL_S = 7 * 24 * 3600  # GitHub and n8n redeliver within days
+
+
+def _accepted_key(run_id: str) -> str:
+    return f"firstmate:accepted:{run_id}"
+
+
+def _first_acceptance(rt: Runtime, run_id: str) -> bool:
+    """Whether this delivery is new: not accepted before (Redis, which also covers runs
+    still queued), and not recorded (the database, should Redis have lost the mark)."""
+    if not rt.redis.set(_accepted_key(run_id), 1, nx=True, ex=ACCEPTED_TTL_S):
+        return False
     with rt.store.session() as s:
-        return s.get(Run, run_id) is not None
+        return s.get(Run, run_id) is None
+
+
+def _queue(rt: Runtime, request: RunRequest, run_id: str) -> Started:
+    start_request = StartRequest(
+        run_id=run_id,
+        playbook=request.playbook,
+        inputs=dict(request.inputs),
+        source=request.source,
+        requester=request.requester,
+        origin={request.source: dict(request.origin)} if request.origin else {},
+        reply_to=request.reply_to,
+        approve_plan=request.approve_plan,
+    )
+    try:
+        enqueue_start(rt.redis, start_request.model_dump(), run_id)
+    except Exception as exc:
+        rt.redis.delete(_accepted_key(run_id))
+        raise ApiError(503, "queue_unavailable", f"cannot queue the run: {exc}") from exc
+    return Started(run_id, created=True)

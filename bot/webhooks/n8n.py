@@ -132,6 +132,7 @@ def n8n_router(rt: Runtime, limiter: RateLimiter) -> APIRouter:
                 inputs=body.inputs,
                 origin=origin,
                 reply_to=REPLY_TO if body.callback_url is not None else None,
+                queued=True,  # 202 within milliseconds: a worker records the run
             ),
         )
         return Accepted(run_id=started.run_id)

@@ -28,6 +28,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
 from sqlmodel import select
 
 from bot.webhooks import create_app
@@ -45,6 +47,7 @@ from tests.services import free_port
 from workers import runtime
 from workers.notify.github import TARGET, GitHubChannel, GitHubClient
 from workers.notify.notifier import Deferred
+from workers.queue import PLAN, queue
 from workers.runtime import Runtime
 
 SECRET = "It's a Secret to Everybody"
@@ -318,6 +321,12 @@ class Hooked:
     sender: Sender
 
     def runs(self) -> list[RunReport]:
+        """The runs recorded, once the deliveries' queued starts are worked (the route
+        answers before a worker records the run: here the plan queue is drained)."""
+        with runtime.using(self.rt):
+            SimpleWorker(
+                [queue(PLAN, self.rt.redis)], connection=self.rt.redis, serializer=JSONSerializer
+            ).work(burst=True, logging_level="WARNING")
         return [
             queries.run_report(self.rt.store, r.run_id, checkpoints=True)
             for r in queries.list_runs(self.rt.store)
@@ -483,6 +492,7 @@ def test_free_text_help_and_status_are_answered_in_a_comment(hooked: Hooked) -> 
     hooked.sender.comment("/mate status")
     assert hooked.reply(3) == "@Codertocat No runs here yet."
     run_id = hooked.sender.comment("/mate run echo-only").json()["run_id"]
+    hooked.runs()  # a worker records it
     hooked.sender.comment(f"/mate status {run_id}")
     assert hooked.reply(4) == f"@Codertocat Run `{run_id}` (echo-only): **running**, 0/1 steps"
     # A run started from another repository is not shown here.
@@ -519,6 +529,7 @@ def test_checkpoints_are_decided_by_comment_from_allowed_approvers_only(
     hooked: Hooked,
 ) -> None:
     run_id = hooked.sender.comment("/mate run gated").json()["run_id"]
+    hooked.runs()  # a worker records it
     [cp] = queries.open_checkpoints(hooked.rt.store, run_id)
     assert cp.kind == "gate"
     # Another repository's comment cannot reach this run's checkpoint.
@@ -677,7 +688,7 @@ def stack(tmp_path: Path, redis_url: str, api: GitHubAPI) -> Iterator[Stack]:
 def test_a_mate_run_comment_is_answered_by_one_comment_edited_to_the_end(
     stack: Stack,
 ) -> None:
-    stack.worker("notify")  # deliveries only, for now: the run waits in the queue
+    stack.worker("plan", "notify")  # recording and deliveries: the step waits in its queue
     response = stack.sender.comment("/mate run echo-only word=ahoy")
     assert response.status_code == 202, response.text
     run_id = response.json()["run_id"]
