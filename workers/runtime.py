@@ -75,13 +75,16 @@ class Runtime:
                 )
             return self._notifier
 
-    def close(self) -> None:
+    def close(self, *, keep_redis: bool = False) -> None:
+        """Stop the pool, close the database and (unless ``keep_redis``: threads such as
+        RQ's pubsub listener may still read from it as the process ends) Redis."""
         with self._lock:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
         self.store.dispose()
-        self.redis.close()
+        if not keep_redis:
+            self.redis.close()
 
 
 def build(settings: Settings | None = None) -> Runtime:

@@ -45,7 +45,7 @@ def work(queues: Sequence[str] = QUEUES, *, burst: bool = False) -> None:
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:
         stop.set()
-        rt.close()
+        rt.close(keep_redis=True)  # the notify thread's worker may still be listening
 
 
 class _ThreadWorker(SimpleWorker):

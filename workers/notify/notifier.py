@@ -12,6 +12,7 @@ events that arrive meanwhile wait for that delivery.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -71,10 +72,16 @@ class Notifier:
 
     def deliver(self, run_id: str) -> None:
         """Bring what the run's destination shows up to date (safe to run twice)."""
+        # A delivery that must wait (backoff, Retry-After) holds back any other that was
+        # queued meanwhile: one chain of retries per run, at the pace it was told.
+        wait = self._not_before(run_id) - time.time()
+        if wait > 0:
+            self._again(run_id, wait)
+            return
         # One delivery per run at a time (two workers would both edit the card at once).
         lock = self.redis.lock(f"firstmate:delivering:{run_id}", timeout=DELIVERY_LOCK_S)
         if not lock.acquire(blocking=False):
-            self._later(run_id, 1.0)
+            self._again(run_id, 1.0)
             return
         try:
             self._deliver(run_id)
@@ -130,9 +137,26 @@ class Notifier:
         return float(min(MAX_BACKOFF_S, 2.0 ** min(failures, 16)))
 
     def _later(self, run_id: str, after_s: float) -> None:
-        # The mark stays set until the delayed delivery runs: events meanwhile add nothing.
+        """This delivery failed: nothing for the run before ``after_s``. A delivery
+        already queued (an event during this one) will find that out and wait; else
+        one is queued for then."""
+        expires = NOTIFY_PENDING_S + int(after_s)
+        self.redis.set(_not_before_key(run_id), time.time() + after_s, ex=expires)
+        if self.redis.set(notify_key(run_id), 1, nx=True, ex=expires):
+            self.dispatcher.schedule_notify(run_id, after_s)
+
+    def _again(self, run_id: str, after_s: float) -> None:
+        # This job was the queued one: it stays so (the mark set) until it runs again.
         self.redis.set(notify_key(run_id), 1, ex=NOTIFY_PENDING_S + int(after_s))
         self.dispatcher.schedule_notify(run_id, after_s)
+
+    def _not_before(self, run_id: str) -> float:
+        value = self.redis.get(_not_before_key(run_id))
+        return float(value) if value is not None else 0.0
+
+
+def _not_before_key(run_id: str) -> str:
+    return f"firstmate:notify-not-before:{run_id}"
 
 
 def _failures_key(run_id: str) -> str:
