@@ -20,6 +20,7 @@ acked command as a run: none lost. Target: ack p99 under 100 ms.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing
 import os
@@ -112,6 +113,7 @@ def fire(url: str, requests: Sequence[Request], clients: int) -> list[Outcome]:
     """Send ``requests`` from ``clients`` concurrent clients (threads spread over a few
     processes), at once; the outcomes."""
     procs = max(1, min(CLIENT_PROCESSES, clients))
+    gc.freeze()  # else each forked client's first full collection stalls its threads
     shares = [(url, list(requests[k::procs]), len(range(k, clients, procs))) for k in range(procs)]
     with multiprocessing.get_context("fork").Pool(procs) as pool:
         return [o for part in pool.starmap(_fire_threads, shares) for o in part]

@@ -47,7 +47,7 @@ class Destination:
 
 
 def destination(store: Store, run_id: str) -> Destination | None:
-    with store.session() as s:
+    with store.reading() as s:
         run = s.get(Run, run_id)
         if run is None:
             return None
@@ -67,7 +67,7 @@ def destination(store: Store, run_id: str) -> Destination | None:
 def posted(store: Store, run_id: str, target: str) -> dict[str, Posted]:
     """The messages posted for the run on ``target``, by key."""
     now = utcnow()
-    with store.session() as s:
+    with store.reading() as s:
         rows = s.exec(
             select(Delivery).where(col(Delivery.run_id) == run_id, col(Delivery.target) == target)
         ).all()
@@ -104,7 +104,7 @@ def record(
 def run_in_thread(store: Store, target: str, thread: str) -> str | None:
     """The run whose card lives in ``thread`` (e.g. a Slack ``channel:ts``); child runs
     post their cards in their parent's thread, and the thread belongs to the parent."""
-    with store.session() as s:
+    with store.reading() as s:
         query = (
             select(Delivery.run_id)
             .join(Run, col(Run.id) == col(Delivery.run_id))
@@ -124,7 +124,7 @@ def runs_in_channel(store: Store, target: str, channel: str, *, limit: int = 10)
         .order_by(col(Delivery.updated_at).desc())
         .limit(limit)
     )
-    with store.session() as s:
+    with store.reading() as s:
         return list(s.exec(query).all())
 
 
@@ -143,7 +143,7 @@ def behind(store: Store, *, limit: int = 100, within: timedelta = timedelta(days
         .where(func.coalesce(shown.c.seq, 0) < col(Run.event_seq))
         .limit(limit)
     )
-    with store.session() as s:
+    with store.reading() as s:
         return list(s.exec(query).all())
 
 

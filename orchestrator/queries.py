@@ -78,7 +78,7 @@ class RunReport(BaseModel):
 
 def list_runs(store: Store, *, limit: int = 100) -> list[RunSummary]:
     """The newest runs first."""
-    with store.session() as s:
+    with store.reading() as s:
         rows = s.exec(select(Run).order_by(col(Run.created_at).desc()).limit(limit)).all()
         return [
             RunSummary(
@@ -97,7 +97,7 @@ def run_report(
 ) -> RunReport:
     """One run with its steps; with ``detail``, its checkpoints and events too (with
     ``checkpoints``, the checkpoints alone)."""
-    with store.session() as s:
+    with store.reading() as s:
         run = s.get(Run, run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}: `firstmate runs list` shows the runs")
@@ -130,7 +130,7 @@ def run_report(
 
 def checkpoint(store: Store, checkpoint_id: str) -> CheckpointReport:
     """One checkpoint."""
-    with store.session() as s:
+    with store.reading() as s:
         cp = s.get(Checkpoint, checkpoint_id)
         if cp is None:
             raise NotFound(f"no checkpoint {checkpoint_id!r}")
@@ -139,7 +139,7 @@ def checkpoint(store: Store, checkpoint_id: str) -> CheckpointReport:
 
 def run_plan(store: Store, run_id: str) -> tuple[PlanSpec, str | None]:
     """The run's current plan and who asked for the run."""
-    with store.session() as s:
+    with store.reading() as s:
         run = s.get(Run, run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}")
@@ -147,7 +147,7 @@ def run_plan(store: Store, run_id: str) -> tuple[PlanSpec, str | None]:
 
 
 def open_checkpoints(store: Store, run_id: str) -> list[CheckpointReport]:
-    with store.session() as s:
+    with store.reading() as s:
         return [_checkpoint(c) for c in _checkpoints(s, run_id) if c.status == "open"]
 
 
@@ -155,7 +155,7 @@ def open_checkpoints_in_tree(store: Store, run_id: str) -> list[CheckpointReport
     """Open checkpoints of the run and of its child runs, however deep."""
     found: list[CheckpointReport] = []
     todo = [run_id]
-    with store.session() as s:
+    with store.reading() as s:
         while todo:
             current = todo.pop()
             found += [_checkpoint(c) for c in _checkpoints(s, current) if c.status == "open"]
@@ -165,7 +165,7 @@ def open_checkpoints_in_tree(store: Store, run_id: str) -> list[CheckpointReport
 
 def events_after(store: Store, run_id: str, seq: int) -> list[EventReport]:
     """The run's events with a sequence number above ``seq``, in order."""
-    with store.session() as s:
+    with store.reading() as s:
         query = (
             select(Event)
             .where(col(Event.run_id) == run_id, col(Event.seq) > seq)

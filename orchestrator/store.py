@@ -25,6 +25,7 @@ from orchestrator.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "firstmate_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -72,7 +73,11 @@ def _to_wal(cursor: sqlite3.Cursor) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Readers (``Store.reading``) take no write lock: in WAL mode they never wait.
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def migrate(engine: Engine) -> None:
@@ -93,6 +98,7 @@ class Store:
     def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._readers = self.engine.execution_options(**{_READ_ONLY: True})
         if migrate_schema:
             migrate(self.engine)
 
@@ -106,6 +112,16 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite it does not queue for the write lock
+        (every ``session`` does, so that a read-then-write never fails as "locked")."""
+        with Session(self._readers, expire_on_commit=False) as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def ping(self) -> None:
         """Raise when the database does not answer (readiness probes)."""

@@ -3,8 +3,9 @@ Mode): the entry points that wire the real adapters into the web edge."""
 
 from __future__ import annotations
 
+import gc
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,16 +23,38 @@ if TYPE_CHECKING:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
-def serve_command(host: str, port: int) -> None:
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (one per core takes the most load).",
+)
+def serve_command(host: str, port: int, processes: int) -> None:
     """The HTTP app: Slack events, webhooks, the API, health probes."""
     import uvicorn
 
-    with failures():
+    with failures():  # a configuration mistake stops here, in one clear line
         rt = build_runtime()
         app = web_app(rt)
-    logs.configure(rt.settings.secret_values())
     # log_config=None: uvicorn's records go through our JSON, scrubbed handler too.
-    uvicorn.run(app, host=host, port=port, log_config=None, log_level="info")
+    options: dict[str, Any] = {"host": host, "port": port, "log_config": None}
+    if processes == 1:
+        logs.configure(rt.settings.secret_values())
+        gc.freeze()  # the app's long-lived objects: out of every collection's way
+        uvicorn.run(app, log_level="info", **options)
+    else:
+        rt.close()
+        uvicorn.run(f"{__name__}:app_factory", factory=True, workers=processes, **options)
+
+
+def app_factory() -> FastAPI:
+    """The app of one of several server processes (``serve --processes N``)."""
+    rt = build_runtime()
+    logs.configure(rt.settings.secret_values())
+    app = web_app(rt)
+    gc.freeze()
+    return app
 
 
 def web_app(rt: Runtime) -> FastAPI:

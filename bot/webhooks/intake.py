@@ -110,7 +110,7 @@ def _first_acceptance(rt: Runtime, run_id: str) -> bool:
     still queued), and not recorded (the database, should Redis have lost the mark)."""
     if not rt.redis.set(_accepted_key(run_id), 1, nx=True, ex=ACCEPTED_TTL_S):
         return False
-    with rt.store.session() as s:
+    with rt.store.reading() as s:
         return s.get(Run, run_id) is None
 
 

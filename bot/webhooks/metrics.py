@@ -40,7 +40,7 @@ class FirstmateCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        with self.store.session() as s:
+        with self.store.reading() as s:
             yield _by_state(s, Run, "firstmate_runs", "Runs by state")
             yield _by_state(s, Step, "firstmate_steps", "Steps by state")
             since = utcnow() - WINDOW

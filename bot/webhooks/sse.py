@@ -57,7 +57,7 @@ def poll(store: Store, run_id: str, after: int) -> Batch:
 
 def run_status(store: Store, run_id: str) -> str:
     """The run's status; NotFound if there is no such run."""
-    with store.session() as s:
+    with store.reading() as s:
         run = s.get(Run, run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}: GET /api/runs lists the runs")

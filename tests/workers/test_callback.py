@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -20,6 +21,7 @@ import httpx
 import pytest
 import redis
 
+import workers.notify.notifier as notifier_module
 from orchestrator import deliveries, webhooklog
 from orchestrator.artifacts import ArtifactStore
 from orchestrator.engine import Engine
@@ -486,20 +488,28 @@ class _Scheduled(RQDispatcher):
 
 
 def test_the_notifier_backs_off_2_then_4_seconds_and_delivers_once(
-    runs: Runs, client: httpx.Client, redis_url: str
+    runs: Runs, client: httpx.Client, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     connection = redis.Redis.from_url(redis_url)
     connection.flushall()
     dispatcher = _Scheduled(connection)
+    clock = [time.time()]
+    monkeypatch.setattr(notifier_module.time, "time", lambda: clock[0])
     with Receiver([503, 503]) as receiver:
         run_id = runs.start(callback_url=receiver.url)
         runs.work()
         channels = {"callback": CallbackChannel(runs.store, SECRET, client)}
         notifier = Notifier(runs.store, connection, dispatcher, channels)
 
-        for _ in range(4):
-            notifier.deliver(run_id)
+        notifier.deliver(run_id)  # 503: the next try in 2 s
+        notifier.deliver(run_id)  # too early (a delivery an event queued): it waits
+        assert [p.answered for p in receiver.posts()] == [503]
+        clock[0] += 2.0
+        notifier.deliver(run_id)  # 503 again: 4 s
+        clock[0] += 4.0
+        notifier.deliver(run_id)
+        notifier.deliver(run_id)  # delivered: nothing more to send
 
         assert [p.answered for p in receiver.posts()] == [503, 503, 200]
-    assert dispatcher.later == [(run_id, 2.0), (run_id, 4.0)]
+    assert [after for _, after in dispatcher.later] == [2.0, 2.0, 4.0]
     connection.close()
