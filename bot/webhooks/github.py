@@ -90,6 +90,7 @@ _EVENT_KEY = re.compile(r"[a-z_]+(?:\.[a-z_]+)?\Z")
 
 DELIVERY_TTL_S = 7 * 24 * 3600  # GitHub redelivers for three days
 
+
 class GitHubNotConfigured(ApiError):
     """404: ``/webhooks/github`` on a server started without ``GITHUB_WEBHOOK_SECRET``."""
 
