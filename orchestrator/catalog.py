@@ -7,6 +7,7 @@ source), so what a run ran can be read back even after the file changed.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,16 +18,19 @@ from orchestrator.models import PlaybookRecord, utcnow
 from orchestrator.plan import PlanSpec
 from orchestrator.playbooks import load_playbook, load_playbooks
 
+RELIST_S = 1.0
+
 
 class Catalog:
-    """The playbooks in ``folder``. The folder is looked at on every lookup (a playbook
-    edited, added or removed counts at once), but a file is parsed again only when its
-    size or modification time changed."""
+    """The playbooks in ``folder``. The folder is looked at again at most once a second
+    (a playbook edited, added or removed counts within a second), and a file is parsed
+    again only when its size or modification time changed."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._lock = threading.Lock()
         self._parsed: dict[Path, tuple[tuple[int, int], PlanSpec | PlaybookError]] = {}
+        self._listed: tuple[float, int, dict[str, PlanSpec]] | None = None
 
     def _load(self, path: Path) -> PlanSpec:
         stat = path.stat()
@@ -71,9 +75,22 @@ class Catalog:
         return found[name]
 
     def all(self) -> dict[str, PlanSpec]:
-        if not self.folder.is_dir():
-            return {}
-        return load_playbooks(self.folder, self._load)
+        """Every playbook of the folder. The folder is listed again when a file was added
+        or removed, else at most once a second (a busy front door asks several times per
+        request; listing and stat-ing every file is not free)."""
+        now = time.monotonic()
+        try:
+            stamp = self.folder.stat().st_mtime_ns  # a file added, removed or renamed
+        except OSError:
+            stamp = -1
+        with self._lock:
+            listed = self._listed
+        if listed is not None and listed[1] == stamp and now - listed[0] < RELIST_S:
+            return listed[2]
+        found = load_playbooks(self.folder, self._load) if self.folder.is_dir() else {}
+        with self._lock:
+            self._listed = (now, stamp, found)
+        return found
 
 
 def record(engine: SAEngine, plan: PlanSpec) -> None:
