@@ -19,6 +19,7 @@ from bot.slack import commands
 from bot.slack.approvers import Approvers
 from bot.slack.front import SlackFront, run_id_for
 from bot.slack.modal import CALLBACK_ID, changes
+from bot.webhooks.ratelimit import RateLimiter
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError, FirstmateError
 from orchestrator.queries import checkpoint, run_plan
@@ -56,7 +57,8 @@ def build_app(settings: Settings, rt: Runtime, *, signed: bool = True) -> App:
         process_before_response=True,
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="slack"),
     )
-    register(app, SlackFront(rt, client, Approvers(client)))
+    limiter = RateLimiter.parse(rt.redis, settings.rate_limit)
+    register(app, SlackFront(rt, client, Approvers(client), limiter))
     return app
 
 
@@ -93,7 +95,7 @@ def _command_origin(command: Payload) -> tuple[str, dict[str, Any]]:
 def _command_ack(front: SlackFront) -> Any:
     def on_command(ack: Ack, command: Payload) -> None:
         run_id, origin = _command_origin(command)
-        text, _ = front.answer(command.get("text", ""), run_id, origin["channel"])
+        text, _ = front.answer(command.get("text", ""), run_id, origin["channel"], origin["user"])
         ack(text=text)
 
     return on_command
@@ -102,7 +104,8 @@ def _command_ack(front: SlackFront) -> Any:
 def _command_work(front: SlackFront) -> Any:
     def start(command: Payload, client: WebClient) -> None:
         run_id, origin = _command_origin(command)
-        _, run = front.answer(command.get("text", ""), run_id, origin["channel"])
+        text = command.get("text", "")
+        _, run = front.answer(text, run_id, origin["channel"], origin["user"], admit=False)
         if run is not None:
             say = _ephemeral(client, origin["channel"], origin["user"])
             front.launch(run, run_id, origin, say)
@@ -126,7 +129,7 @@ def _on_mention(front: SlackFront) -> Any:
         origin = {"channel": channel, "user": user, "team": body.get("team_id", "")}
         origin["thread_ts"] = thread_ts
         run_id = run_id_for("event", origin["team"], str(body.get("event_id") or thread_ts))
-        text, run = front.answer(event.get("text", ""), run_id, channel)
+        text, run = front.answer(event.get("text", ""), run_id, channel, user)
         say(text)
         if run is not None:
             front.launch(run, run_id, origin, say)

@@ -23,6 +23,7 @@ from bot.slack.approvers import Approvers
 from bot.slack.commands import Cancel, Help, Request, Retry, RunPlaybook, Status, UsageError
 from bot.slack.errors import SlackUnavailable
 from bot.slack.modal import modify_view
+from bot.webhooks.ratelimit import RateLimiter
 from orchestrator import deliveries, playbooks
 from orchestrator.approvals import refusal
 from orchestrator.errors import FirstmateError, NotFound, PlaybookError
@@ -43,6 +44,13 @@ NO_LLM = (
 Say = Callable[[str], None]
 
 
+ADMITTED_TTL_S = 24 * 3600
+
+
+def _admitted(run_id: str) -> str:
+    return f"firstmate:admitted:{run_id}"
+
+
 def run_id_for(kind: str, team: str, delivery: str) -> str:
     """The run id a Slack delivery starts: the same for every retry of that delivery."""
     digest = hashlib.sha256(f"slack:{kind}:{team}:{delivery}".encode()).hexdigest()
@@ -52,16 +60,24 @@ def run_id_for(kind: str, team: str, delivery: str) -> str:
 class SlackFront:
     """What Firstmate does with each kind of Slack request."""
 
-    def __init__(self, rt: Runtime, client: WebClient, approvers: Approvers) -> None:
+    def __init__(
+        self, rt: Runtime, client: WebClient, approvers: Approvers, limiter: RateLimiter
+    ) -> None:
         self.rt = rt
         self.client = client
         self.approvers = approvers
+        self.limiter = limiter
 
     # -- /mate and @Firstmate --------------------------------------------------------
 
-    def answer(self, text: str, run_id: str, channel: str) -> tuple[str, RunPlaybook | None]:
+    def answer(
+        self, text: str, run_id: str, channel: str, user: str, *, admit: bool = True
+    ) -> tuple[str, RunPlaybook | None]:
         """What to tell the person at once (only them), and the run to start, if any.
-        Quick: parsing, a playbook lookup and input validation (nothing is recorded)."""
+        Quick: parsing, a playbook lookup, input validation and, with ``admit``, the
+        person's rate limit (a mark in Redis); nothing is recorded in the database.
+        Without ``admit`` (the half that runs after the answer), the run is returned
+        only if it was admitted."""
         try:
             command = commands.parse(text)
             self._check(command)
@@ -73,7 +89,24 @@ class SlackFront:
             return NO_LLM, None
         if isinstance(command, Status):
             return self.status_text(command.run_id, channel), None
+        if admit:
+            refused = self._admit(run_id, user)
+            if refused:
+                return refused, None
+        elif not self.rt.redis.exists(_admitted(run_id)):
+            return "", None
         return f"Starting *{command.playbook}* (run `{run_id}`): its plan follows here.", command
+
+    def _admit(self, run_id: str, user: str) -> str | None:
+        """Count the run against the person's limit, once per delivery (a retried
+        delivery has the same run id); why not, when over it."""
+        if not self.rt.redis.set(_admitted(run_id), 1, nx=True, ex=ADMITTED_TTL_S):
+            return None  # admitted before: Slack delivering the same command again
+        verdict = self.limiter.take(f"slack:{user}")
+        if verdict.allowed:
+            return None
+        self.rt.redis.delete(_admitted(run_id))
+        return f"Too many runs started by you just now: try again in {verdict.retry_after_s} s."
 
     def launch(self, command: RunPlaybook, run_id: str, origin: dict[str, Any], say: Say) -> None:
         """Queue the run for a worker to record and plan (after the acknowledgement)."""

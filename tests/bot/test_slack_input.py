@@ -444,3 +444,29 @@ def test_retry_in_a_runs_thread_runs_the_failed_step_again(live: SlackEnv) -> No
 
     live.wait("the second attempt", failed_twice)
     assert live.report(run_id).status == "paused"
+
+
+def test_a_person_over_the_rate_limit_is_told_when_to_come_back(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with SlackAPI() as api:
+        env = _env(tmp_path, redis_url, 3, api)
+        env.vars["FIRSTMATE_RATE_LIMIT"] = "1/3600"
+        try:
+            env.serve()
+            first = ack_text(command(env, "run echo-only", trigger="9.9.first"))
+            assert first.startswith("Starting *echo-only*")
+            # Slack delivering the same command again is not a second start.
+            again = ack_text(command(env, "run echo-only", trigger="9.9.first"))
+            assert again.startswith("Starting *echo-only*")
+            refused = ack_text(command(env, "run echo-only", trigger="9.9.second"))
+            assert refused.startswith("Too many runs started by you just now: try again in ")
+            # Somebody else has a limit of their own.
+            other = ack_text(command(env, "run echo-only", trigger="9.9.other", user="UOTHER"))
+            assert other.startswith("Starting *echo-only*")
+            env.workers.start(1)
+            env.wait("two runs recorded", lambda: len(env.run_ids()) == 2, 60)
+            time.sleep(1)  # nothing more is on its way
+            assert len(env.run_ids()) == 2
+        finally:
+            env.close()
