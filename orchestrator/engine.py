@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from orchestrator import playbooks, templating
+from orchestrator import templating
 from orchestrator import workspace as workspaces
 from orchestrator.artifacts import ArtifactStore
 from orchestrator.decisions import check_decision, modify_plan
@@ -34,7 +33,7 @@ from orchestrator.models import Checkpoint, Run, Step, utcnow
 from orchestrator.outcome import StepOutcome, StepTicket
 from orchestrator.plan import PlanSpec
 from orchestrator.ports import Dispatcher, SandboxKiller
-from orchestrator.recovery import Recovery, child_run_id
+from orchestrator.recovery import Recovery
 from orchestrator.states import (
     RUN_TERMINAL,
     STEP_ACTIVE,
@@ -43,6 +42,7 @@ from orchestrator.states import (
     StepState,
 )
 from orchestrator.store import Store
+from orchestrator.submission import Submission
 from orchestrator.transitions import (
     RunRef,
     StepRef,
@@ -54,7 +54,6 @@ from orchestrator.transitions import (
     load_steps,
     move_run,
     move_step,
-    new_id,
     open_checkpoint,
     open_checkpoints,
     snapshot,
@@ -64,7 +63,7 @@ from orchestrator.transitions import (
 log = logging.getLogger(__name__)
 
 
-class Engine(Recovery):
+class Engine(Submission, Recovery):
     """Runs, steps and checkpoints move only through these methods."""
 
     def __init__(
@@ -86,153 +85,6 @@ class Engine(Recovery):
         self.killer = killer
         self.lease = timedelta(seconds=lease_s)
         self._plans: dict[tuple[str, int], PlanSpec] = {}
-
-    # -- submitting ----------------------------------------------------------------
-
-    def submit(
-        self,
-        plan: PlanSpec,
-        *,
-        inputs: Mapping[str, object] | None = None,
-        source: str = "cli",
-        requester: str | None = None,
-        request: str | None = None,
-        repo: Path | None = None,
-        workspace: Path | None = None,
-        origin: Mapping[str, Any] | None = None,
-        parent: tuple[str, str] | None = None,
-        run_id: str | None = None,
-        approve_plan: bool = True,
-        on_failure: str | None = None,
-        reply_to: str | None = None,
-    ) -> str:
-        """Record a run of ``plan`` and plan it; return its id.
-
-        With ``approve_plan`` the run waits at a plan checkpoint; without, it starts.
-        Invalid inputs raise PlaybookError and record nothing. With an explicit
-        ``run_id`` that exists already, nothing happens (a job that runs twice, a
-        delivery received twice, even at the same moment). ``reply_to`` names where the
-        run's progress is delivered (through ``Dispatcher.notify``).
-        """
-        resolved = playbooks.resolve_inputs(plan, inputs or {})
-        run_id = run_id or new_id()
-        with self.store.session() as s:
-            if s.get(Run, run_id) is not None:
-                return run_id
-        ws = workspace or workspaces.prepare(self.artifacts.run_dir(run_id), repo)
-        effects = Effects(plans=[(run_id, plan, resolved)])
-        try:
-            self._record(
-                run_id,
-                plan,
-                resolved,
-                ws,
-                effects,
-                source=source,
-                requester=requester,
-                request=request,
-                origin=origin,
-                parent=parent,
-                approve=approve_plan,
-                on_failure=on_failure,
-                reply_to=reply_to,
-            )
-        except IntegrityError:
-            with self.store.session() as s:
-                if s.get(Run, run_id) is None:
-                    raise
-            return run_id  # the same run, recorded by a concurrent call
-        self._act(effects)
-        return run_id
-
-    def _record(
-        self,
-        run_id: str,
-        plan: PlanSpec,
-        resolved: dict[str, Any],
-        ws: Path,
-        effects: Effects,
-        *,
-        source: str,
-        requester: str | None,
-        request: str | None,
-        origin: Mapping[str, Any] | None,
-        parent: tuple[str, str] | None,
-        approve: bool,
-        on_failure: str | None,
-        reply_to: str | None,
-    ) -> None:
-        with self._tx(effects) as s:
-            if parent is not None:
-                # A child reports where its parent does (its card joins the thread).
-                above = self._check_parent(s, parent, run_id)
-                origin, reply_to = origin or above.origin, reply_to or above.reply_to
-            reply_to = reply_to or self.default_reply_to
-            run = Run(
-                id=run_id,
-                status=RunState.RECEIVED,
-                source=source,
-                playbook=plan.name,
-                request=request,
-                requester=requester,
-                inputs=resolved,
-                plan=plan.model_dump(mode="json", by_alias=True),
-                plan_version=1,
-                origin=dict(origin or {}),
-                parent_run_id=parent[0] if parent else None,
-                parent_step=parent[1] if parent else None,
-                workspace=str(ws),
-                on_failure=on_failure or plan.on_failure,
-                reply_to=reply_to,
-            )
-            s.add(run)
-            s.flush()
-            emit(s, run_id, "run.received", data={"source": source, "playbook": plan.name})
-            self._plan(s, run, plan, approve, effects)
-
-    def _check_parent(self, s: Session, parent: tuple[str, str], run_id: str) -> Run:
-        """A child run starts only for the current attempt of a running parent step.
-
-        The parent run is locked first: the order every transaction takes (parent, then
-        child), so cancelling a parent and finishing a child cannot deadlock."""
-        parent_run = load_run(s, parent[0])
-        step = load_step(s, *parent)
-        current = child_run_id(parent[0], parent[1], step.attempts)
-        if parent_run.status in RUN_TERMINAL or step.status != StepState.RUNNING:
-            raise DecisionError(f"step {parent[1]!r} of run {parent[0]} is not running any more")
-        if run_id != current:
-            raise DecisionError(f"{run_id} is not the child of the current attempt ({current})")
-        return parent_run
-
-    def _plan(self, s: Session, run: Run, plan: PlanSpec, approve: bool, effects: Effects) -> None:
-        move_run(s, run, RunState.PLANNING)
-        for position, spec in enumerate(plan.steps):
-            s.add(
-                Step(
-                    run_id=run.id,
-                    key=spec.id,
-                    position=position,
-                    agent=spec.agent,
-                    status=StepState.PENDING,
-                    max_attempts=spec.retry.max + 1,
-                    depends_on=list(spec.depends_on),
-                    inputs=dict(spec.with_),
-                )
-            )
-        s.flush()
-        emit(s, run.id, "run.planned", data={"steps": [x.id for x in plan.steps]})
-        if approve:
-            move_run(s, run, RunState.AWAITING_APPROVAL)
-            prompt = f"Run {plan.name or 'plan'} ({len(plan.steps)} steps)?"
-            open_checkpoint(s, run, None, "plan", prompt)
-        else:
-            move_run(s, run, RunState.RUNNING, reason="plan approved with the request")
-            self._advance(s, run, effects)
-
-    def _write_plan(self, run_id: str, plan: PlanSpec, inputs: Mapping[str, object]) -> None:
-        document = plan.model_dump_json(by_alias=True, indent=2)
-        self.artifacts.write(run_id, "plan.json", document)
-        self.artifacts.write(run_id, "plan.md", playbooks.render_markdown(plan, inputs))
 
     # -- advancing -------------------------------------------------------------------
 
