@@ -76,7 +76,7 @@ def start(rt: Runtime, limiter: RateLimiter, request: RunRequest) -> Started:
     except PlaybookError as exc:
         raise ApiError(422, "invalid_inputs", str(exc)) from exc
     run_id = run_id_for(request.source, request.delivery) if request.delivery else None
-    if run_id is not None and not _first_acceptance(rt, run_id):
+    if run_id is not None and not _first_acceptance(rt, run_id, recorded=not request.queued):
         return Started(run_id, created=False)
     verdict = limiter.take(f"{request.source}:{request.requester}")
     if not verdict.allowed:
@@ -105,11 +105,15 @@ def _accepted_key(run_id: str) -> str:
     return f"firstmate:accepted:{run_id}"
 
 
-def _first_acceptance(rt: Runtime, run_id: str) -> bool:
-    """Whether this delivery is new: not accepted before (Redis, which also covers runs
-    still queued), and not recorded (the database, should Redis have lost the mark)."""
+def _first_acceptance(rt: Runtime, run_id: str, *, recorded: bool) -> bool:
+    """Whether this delivery is new: not accepted before (a Redis mark, which also covers
+    runs still queued) and, with ``recorded``, not in the database either (should Redis
+    have lost the mark). A queued start needs no database look: the worker records a
+    run id once, so a delivery queued twice still starts one run."""
     if not rt.redis.set(_accepted_key(run_id), 1, nx=True, ex=ACCEPTED_TTL_S):
         return False
+    if not recorded:
+        return True
     with rt.store.reading() as s:
         return s.get(Run, run_id) is None
 
