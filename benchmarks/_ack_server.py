@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 
 from bot.cli.common import build_runtime
-from bot.cli.serve import web_app
+from bot.cli.serve import tune_gc, web_app
 
 
 def bench_app() -> FastAPI:
@@ -29,11 +29,31 @@ def bench_app() -> FastAPI:
     return app
 
 
+def tuned_app() -> FastAPI:
+    """The app of one of several server processes."""
+    app = bench_app()
+    tune_gc()
+    return app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
-    uvicorn.run(bench_app(), host="127.0.0.1", port=args.port, log_level="warning")
+    if args.processes > 1:  # as `firstmate serve --processes N`
+        uvicorn.run(
+            "benchmarks._ack_server:tuned_app",
+            factory=True,
+            workers=args.processes,
+            host="127.0.0.1",
+            port=args.port,
+            log_level="warning",
+        )
+        return
+    app = bench_app()
+    tune_gc()  # as `firstmate serve` does once its app is built
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
