@@ -36,6 +36,7 @@ import uvicorn
 from sqlalchemy import Engine, event
 
 from benchmarks._ack_server import bench_app
+from bot.cli.serve import tune_gc
 
 PROFILE = "FIRSTMATE_BENCH_PROFILE"
 # (module, attribute path): what a delivery spends its time in; missing ones are skipped
@@ -210,6 +211,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     app = bench_app()
+    tune_gc()  # as `firstmate serve` does once its app is built
     folder = os.environ.get(PROFILE)
     if not folder:
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
