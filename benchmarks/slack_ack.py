@@ -15,7 +15,8 @@ being measured; in production workers run beside or elsewhere) and must record e
 acked command as a run: none lost. Target: ack p99 under 100 ms.
 
     uv run python benchmarks/slack_ack.py [--requests 200] [--clients 20] [--json]
-    BENCH_SERVER_PROCESSES=2 uv run python benchmarks/slack_ack.py   # serve --processes 2
+    BENCH_SERVER_PROCESSES=1 uv run python benchmarks/slack_ack.py   # one server process
+    (default: one server process per core, as `firstmate serve --processes N` runs)
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def empty() -> Request:
 
 
 # Server processes (`firstmate serve --processes`); its CPU is only read for one.
-PROCESSES = int(os.environ.get("BENCH_SERVER_PROCESSES", "1"))
+# One per core by default, as `firstmate serve --processes` is meant to be run.
+PROCESSES = int(os.environ.get("BENCH_SERVER_PROCESSES", str(os.cpu_count() or 1)))
 SERVER = [sys.executable, "-m", "benchmarks._ack_server"]
 CLIENT_PROCESSES = 4  # the clients' own GIL would otherwise be most of what is measured
 
@@ -274,6 +276,7 @@ def measure(
     return {
         "requests": n,
         "clients": clients,
+        "server_processes": PROCESSES,
         "slack_command": {**ours, **ours_cpu},
         "empty_route": {**base, **base_cpu},
         "p99_ratio": round(ours["p99_ms"] / base["p99_ms"], 1),
@@ -290,7 +293,10 @@ COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "server_cpu_ms", "client_cpu_
 
 def report(figures: dict[str, object]) -> None:
     n, clients = figures["requests"], figures["clients"]
-    print(f"ack latency, {n} requests from {clients} concurrent clients (send -> full response)")
+    print(
+        f"ack latency, {n} requests from {clients} concurrent clients (send -> full response),"
+        f" {PROCESSES} server process(es)"
+    )
     heads = ("p50 ms", "p90 ms", "p99 ms", "max ms", "server CPU", "client CPU")
     print(f"{'':22}" + "".join(f"{h:>11}" for h in heads))
     rows = (("signed /mate run", "slack_command"), ("empty FastAPI route", "empty_route"))
