@@ -22,30 +22,25 @@ acked command as a run: none lost. Target: ack p99 under 100 ms.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import multiprocessing
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 
+from benchmarks._load import Outcome, Request, fire
+from benchmarks._load import server as load_server
 from bot.slack.front import run_id_for
 from orchestrator.queries import list_runs
 from orchestrator.store import Store
-from tests.services import Workers, free_port, redis_server
+from tests.services import Workers, redis_server
 from tests.slack_api import SlackAPI, signed_headers, slash_body
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,22 +67,6 @@ steps:
 """
 
 
-@dataclass(frozen=True)
-class Request:
-    """One POST, built (and signed) before the clock starts."""
-
-    path: str
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    seconds: float
-    status: int
-    text: str
-
-
 def command(trigger: str) -> Request:
     """``/mate run bench-echo word=<trigger>`` as Slack sends it, signed."""
     body = slash_body(
@@ -111,47 +90,7 @@ def empty() -> Request:
 # Server processes (`firstmate serve --processes`); its CPU is only read for one.
 # One per core by default, as `firstmate serve --processes` is meant to be run.
 PROCESSES = int(os.environ.get("BENCH_SERVER_PROCESSES", str(os.cpu_count() or 1)))
-SERVER = [sys.executable, "-m", "benchmarks._ack_server"]
-CLIENT_PROCESSES = 4  # the clients' own GIL would otherwise be most of what is measured
-
-
-def fire(url: str, requests: Sequence[Request], clients: int) -> list[Outcome]:
-    """Send ``requests`` from ``clients`` concurrent clients (threads spread over a few
-    processes), at once; the outcomes."""
-    procs = max(1, min(CLIENT_PROCESSES, clients))
-    gc.freeze()  # else each forked client's first full collection stalls its threads
-    shares = [(url, list(requests[k::procs]), len(range(k, clients, procs))) for k in range(procs)]
-    with multiprocessing.get_context("fork").Pool(procs) as pool:
-        return [o for part in pool.starmap(_fire_threads, shares) for o in part]
-
-
-def _fire_threads(url: str, requests: Sequence[Request], clients: int) -> list[Outcome]:
-    """Send ``requests`` from ``clients`` threads at once; each outcome in order."""
-    outcomes: list[Outcome | None] = [None] * len(requests)
-    lock = threading.Lock()
-    nxt = iter(range(len(requests)))
-    start = threading.Barrier(clients)
-
-    def client() -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            http.get("/healthz")  # open the keep-alive connection before the clock
-            start.wait()
-            while True:
-                with lock:
-                    i = next(nxt, None)
-                if i is None:
-                    return
-                r = requests[i]
-                began = time.perf_counter()
-                answer = http.post(r.path, content=r.body, headers=r.headers)
-                outcomes[i] = Outcome(time.perf_counter() - began, answer.status_code, answer.text)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [o for o in outcomes if o is not None]
+SERVER = ["benchmarks._ack_server", "--processes", str(PROCESSES)]
 
 
 def percentiles(outcomes: Sequence[Outcome]) -> dict[str, float]:
@@ -163,45 +102,6 @@ def percentiles(outcomes: Sequence[Outcome]) -> dict[str, float]:
         "p99_ms": round(cuts[98], 2),
         "max_ms": round(max(ms), 2),
     }
-
-
-@contextmanager
-def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
-    """``benchmarks/_ack_server.py`` on a free port; yields its URL and process id once
-    it answers."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [*SERVER, "--port", str(port), "--processes", str(PROCESSES)],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_up(url, proc, log)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer:\n{log.read_text(errors='replace')}")
 
 
 def recorded(store: Store, run_ids: set[str], timeout: float = 30) -> tuple[int, float]:
@@ -344,7 +244,7 @@ def main() -> None:
             "FIRSTMATE_SANDBOX_POOL_SIZE": "0",
             "FIRSTMATE_RATE_LIMIT": "0",  # one benchmark user starts 220 runs: no limit
         }
-        with server(env, root / "server.log") as (url, pid):
+        with load_server(SERVER, env, root / "server.log") as (url, pid):
             store = Store(db_url, migrate_schema=False)
             workers = Workers(env, root / "logs")
             try:

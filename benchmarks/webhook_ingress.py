@@ -23,36 +23,28 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
-import multiprocessing
-import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 
+from benchmarks._load import Outcome, Request, fire
+from benchmarks._load import server as load_server
 from benchmarks.slack_ack import Meter, percentiles, recorded
 from orchestrator.store import Store
 from tests.github_api import GitHubAPI, signed_headers
-from tests.services import Workers, free_port, redis_server
+from tests.services import Workers, redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "github" / "issue_comment_created.json"
 TARGET_P99_MS = 50.0
 WARMUP = 20
-CLIENT_PROCESSES = 4  # the clients' own GIL would otherwise be most of what is measured
 SECRET = "bench-webhook-secret-0123456789ab"
 TOKEN = "ghs-bench-token"
 PLAYBOOK = """\
@@ -64,29 +56,6 @@ steps:
     agent: echo
     with: {word: "${{ inputs.word }}"}
 """
-
-
-@dataclass(frozen=True)
-class Request:
-    """One POST, built (and signed) before the clock starts."""
-
-    path: str
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One answer; ``began``/``ended`` on the system-wide monotonic clock."""
-
-    began: float
-    ended: float
-    status: int
-    text: str
-
-    @property
-    def seconds(self) -> float:
-        return self.ended - self.began
 
 
 def delivery_body(word: str) -> bytes:
@@ -118,56 +87,11 @@ def _fixture() -> dict[str, Any]:
     return payload
 
 
-def fire(url: str, requests: Sequence[Request], clients: int) -> list[Outcome]:
-    """Send ``requests`` from ``clients`` concurrent clients (threads spread over a few
-    processes), at once; the outcomes, in no particular order."""
-    procs = max(1, min(CLIENT_PROCESSES, clients))
-    shares = [(url, list(requests[k::procs]), len(range(k, clients, procs))) for k in range(procs)]
-    # A forked client's first full collection would walk (and copy) all it inherited:
-    # a 100-400 ms pause of its threads, measured as server latency. Frozen, it is not.
-    gc.collect()
-    gc.freeze()
-    try:
-        with multiprocessing.get_context("fork").Pool(procs) as pool:
-            return [o for part in pool.starmap(_fire_threads, shares) for o in part]
-    finally:
-        gc.unfreeze()
-
-
-def _fire_threads(url: str, requests: Sequence[Request], clients: int) -> list[Outcome]:
-    """Send ``requests`` from ``clients`` threads at once; each outcome in order."""
-    outcomes: list[Outcome | None] = [None] * len(requests)
-    lock = threading.Lock()
-    nxt = iter(range(len(requests)))
-    start = threading.Barrier(clients)
-
-    def client() -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            http.get("/healthz")  # open the keep-alive connection before the clock
-            start.wait()
-            while True:
-                with lock:
-                    i = next(nxt, None)
-                if i is None:
-                    return
-                r = requests[i]
-                began = time.monotonic()
-                answer = http.post(r.path, content=r.body, headers=r.headers)
-                outcomes[i] = Outcome(began, time.monotonic(), answer.status_code, answer.text)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [o for o in outcomes if o is not None]
-
-
 def phase(outcomes: Sequence[Outcome]) -> dict[str, float]:
     """Requests per second over the phase's wall time, and the latency percentiles."""
     wall = max(o.ended for o in outcomes) - min(o.began for o in outcomes)
     per_s = round(len(outcomes) / wall, 1)
-    cuts = percentiles(outcomes)  # type: ignore[arg-type]  # it reads .seconds only
+    cuts = percentiles(outcomes)
     return {"per_s": per_s, "wall_s": round(wall, 3), **cuts}
 
 
@@ -180,45 +104,6 @@ def started_runs(outcomes: Sequence[Outcome]) -> set[str]:
             if answer.get("status") == "started":
                 found.add(str(answer["run_id"]))
     return found
-
-
-@contextmanager
-def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
-    """``benchmarks/_ingress_server.py`` on a free port; yields its URL and process id
-    once it answers."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks._ingress_server", "--port", str(port)],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_up(url, proc, log)
-        yield url, proc.pid
-    finally:
-        proc.terminate()  # SIGTERM: uvicorn stops cleanly, so a profile is written
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer:\n{log.read_text(errors='replace')}")
 
 
 def measure(
@@ -341,7 +226,7 @@ def main() -> None:
         env = environment(root, redis_url, api.url)
         if args.profile:
             env["FIRSTMATE_BENCH_PROFILE"] = str(args.profile.resolve())
-        with server(env, root / "server.log") as (url, pid):
+        with load_server(["benchmarks._ingress_server"], env, root / "server.log") as (url, pid):
             store = Store(env["DATABASE_URL"], migrate_schema=False)
             workers = Workers(env, root / "logs")
             try:

@@ -14,11 +14,12 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from orchestrator.queries import CheckpointReport, RunReport, StepReport
 from orchestrator.states import RUN_TERMINAL
+from workers.notify import text as text_
 
 Block = dict[str, Any]
 
@@ -143,15 +144,15 @@ def checkpoint_reply(report: RunReport, cp: CheckpointReport, ctx: CardContext) 
     who = ", ".join(_who(x) for x in ctx.approvers)
     blocks.append(_context(f"Who may decide: {who}" if who else "Anyone here may decide."))
     blocks.append(buttons(cp) if cp.status == "open" else _section(_decided_text(cp)))
-    return _message(f"Decision needed: {_esc(_first_line(cp.prompt))}", blocks)
+    return _message(f"Decision needed: {_esc(text_.first_line(cp.prompt))}", blocks)
 
 
 def decided_reply(cp: CheckpointReport) -> Message:
     """What replaces a checkpoint reply once decided: who decided what, no buttons."""
     text = _decided_text(cp)
-    notes = [_esc(_first_line(cp.prompt))] if cp.prompt.strip() else []
+    notes = [_esc(text_.first_line(cp.prompt))] if cp.prompt.strip() else []
     if cp.decided_at is not None:
-        at = _aware(cp.decided_at)
+        at = text_.aware(cp.decided_at)
         notes.append(
             f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
         )
@@ -175,7 +176,7 @@ def result_reply(
         blocks.append(_section("*Log*\n" + _code(_tail(log_tail))))
     if report.outputs:
         outputs = json.dumps(report.outputs, indent=2, ensure_ascii=False, default=str)
-        blocks.append(_section("*Outputs*\n" + _code(_head(outputs, CODE_CHARS))))
+        blocks.append(_section("*Outputs*\n" + _code(text_.head(outputs, CODE_CHARS))))
     if diff_summary:
         # The tail: `git diff --stat` ends with its "N files changed" total.
         blocks.append(_section("*Changes*\n" + _code(_tail(diff_summary, lines=40))))
@@ -240,16 +241,16 @@ def _run_context(report: RunReport, ctx: CardContext) -> Block:
 
 
 def _step_line(step: StepReport, now: datetime) -> str:
-    parts = [f"{STEP_EMOJI.get(step.status, '❔')} *{_esc(_clip(step.id, 64))}*"]
-    parts += [_esc(_clip(step.agent, 32)), _esc(step.status)]
+    parts = [f"{STEP_EMOJI.get(step.status, '❔')} *{_esc(text_.clip(step.id, 64))}*"]
+    parts += [_esc(text_.clip(step.agent, 32)), _esc(step.status)]
     if step.attempts > 1:
         parts.append(f"{step.attempts} attempts")
     end = step.finished_at or (now if step.status == "running" else None)
     if step.started_at is not None and end is not None:
-        parts.append(_duration(_seconds(step.started_at, end)))
+        parts.append(text_.duration(text_.seconds(step.started_at, end)))
     line = " · ".join(parts)
     if step.status == "failed" and step.error:
-        line += f" — {_esc(_first_line(step.error))}"
+        line += f" — {_esc(text_.first_line(step.error))}"
     return line
 
 
@@ -270,7 +271,7 @@ def _checkpoint_text(cp: CheckpointReport) -> str:
         "gate": f"🚦 *Approval needed before {step}*",
         "failure": f"⚠️ *Step {step} failed*",
     }.get(cp.kind, f"❔ *A decision is needed ({_esc(cp.kind)})*")
-    return f"{title}\n{_esc(_head(cp.prompt, PROMPT_CHARS))}"
+    return f"{title}\n{_esc(text_.head(cp.prompt, PROMPT_CHARS))}"
 
 
 def _decided_text(cp: CheckpointReport) -> str:
@@ -284,19 +285,19 @@ def _ending_blocks(report: RunReport, subject: str) -> list[Block]:
     emoji, label = _run_status(report.status)
     line = f"{emoji} *{_esc(subject)}* {label.lower()}"
     if report.finished_at is not None:
-        line += f" in {_duration(_seconds(report.created_at, report.finished_at))}"
+        line += f" in {text_.duration(text_.seconds(report.created_at, report.finished_at))}"
     if not report.error:
         return [_section(line)]
-    blocks = [_section(f"{line}: {_esc(_first_line(report.error))}")]
+    blocks = [_section(f"{line}: {_esc(text_.first_line(report.error))}")]
     if "\n" in report.error.strip() or len(report.error) > LINE_CHARS:
-        blocks.append(_section(_code(_head(report.error, CODE_CHARS))))
+        blocks.append(_section(_code(text_.head(report.error, CODE_CHARS))))
     return blocks
 
 
 def _output_tail_blocks(steps: list[StepReport]) -> list[Block]:
     outs = [x for x in steps if isinstance(x.outputs.get("stdout"), str) and x.outputs["stdout"]]
     blocks = [
-        _section(f"*{_esc(_clip(x.id, 64))}* output\n{_code(_tail(x.outputs['stdout']))}")
+        _section(f"*{_esc(text_.clip(x.id, 64))}* output\n{_code(_tail(x.outputs['stdout']))}")
         for x in outs[:MAX_RESULT_TAILS]
     ]
     if (hidden := len(outs) - MAX_RESULT_TAILS) > 0:
@@ -305,7 +306,7 @@ def _output_tail_blocks(steps: list[StepReport]) -> list[Block]:
 
 
 def _artifacts_text(names: list[str]) -> str:
-    lines = [f"• {_inline(_clip(x, LINE_CHARS))}" for x in names[:MAX_ARTIFACTS]]
+    lines = [f"• {_inline(text_.clip(x, LINE_CHARS))}" for x in names[:MAX_ARTIFACTS]]
     if (hidden := len(names) - MAX_ARTIFACTS) > 0:
         lines.append(f"… and {hidden} more")
     return "*Artifacts*\n" + "\n".join(lines)
@@ -322,7 +323,7 @@ def _header(prefix: str, title: str, suffix: str) -> Block:
     # The title gives way first, so the status at the end always shows.
     # A header is one line: a multi-line request collapses into it.
     room = MAX_HEADER_TEXT - len(prefix) - len(suffix)
-    title = _clip(" ".join(title.split()), room)
+    title = text_.clip(" ".join(title.split()), room)
     return {"type": "header", "text": _plain(prefix + title + suffix)}
 
 
@@ -370,7 +371,7 @@ def _fit(blocks: list[Block]) -> list[Block]:
     seen: set[str] = set()
     for block in blocks:
         if block["type"] == "header":
-            block["text"]["text"] = _clip(block["text"]["text"], MAX_HEADER_TEXT)
+            block["text"]["text"] = text_.clip(block["text"]["text"], MAX_HEADER_TEXT)
         elif block["type"] == "section":
             block["text"]["text"] = _cut_mrkdwn(block["text"]["text"], MAX_SECTION_TEXT)
         elif block["type"] == "context":
@@ -380,7 +381,7 @@ def _fit(blocks: list[Block]) -> list[Block]:
             fresh = [e for e in block["elements"] if e["action_id"] not in seen]
             seen.update(e["action_id"] for e in fresh)
             for button in fresh:
-                button["text"]["text"] = _clip(button["text"]["text"], MAX_BUTTON_TEXT)
+                button["text"]["text"] = text_.clip(button["text"]["text"], MAX_BUTTON_TEXT)
             block["elements"] = fresh[:MAX_ACTION_ELEMENTS]
     return [b for b in blocks if b["type"] != "actions" or b["elements"]]
 
@@ -415,32 +416,7 @@ def _code(raw: str) -> str:
 
 
 def _tail(text: str, *, lines: int = TAIL_LINES, chars: int = CODE_CHARS) -> str:
-    """The end of ``text``: its last lines, within ``chars``, saying what was left out."""
-    all_lines = text.rstrip("\n").splitlines()
-    body = "\n".join(all_lines[-lines:])
-    left_out = []
-    if len(all_lines) > lines:
-        left_out.append(f"{len(all_lines) - lines:,} earlier lines")
-    if len(body) > chars:
-        left_out.append(f"{len(body) - chars:,} characters")
-        body = body[-chars:]
-    return f"…({' and '.join(left_out)} not shown)\n{body}" if left_out else body
-
-
-def _head(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}…({len(text) - limit:,} more characters)"
-
-
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines() or [""]
-    more = " …" if len(lines) > 1 else ""
-    return _clip(lines[0], LINE_CHARS) + more
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+    return text_.tail(text, lines=lines, chars=chars)
 
 
 def _esc(text: str) -> str:
@@ -460,21 +436,3 @@ def _who(user: str) -> str:
     if _GROUP_ID.match(user):
         return f"<!subteam^{user}>"
     return _esc(user)  # a CLI user name, say
-
-
-def _seconds(start: datetime, end: datetime) -> float:
-    return max(0.0, (_aware(end) - _aware(start)).total_seconds())
-
-
-def _aware(at: datetime) -> datetime:
-    # Reports carry aware UTC; a naive time from elsewhere is taken to be UTC too.
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s" if whole >= 60 else f"{whole}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"

@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 
 from orchestrator.queries import CheckpointReport, RunReport, StepReport
 from orchestrator.states import RUN_TERMINAL
+from workers.notify import text as text_
 from workers.notify.blocks import RUN_STATUS, STEP_EMOJI, CardContext
 
 MAX_COMMENT = 65536  # GitHub's limit on a comment body
@@ -125,7 +126,7 @@ def fit(text: str, limit: int = MAX_COMMENT) -> str:
 
 def _heading(report: RunReport, ctx: CardContext) -> str:
     emoji, label = RUN_STATUS.get(report.status, ("❔", report.status))
-    return f"### {emoji} {escape(_clip(ctx.title, LINE_CHARS))} · {escape(label)}"
+    return f"### {emoji} {escape(text_.clip(ctx.title, LINE_CHARS))} · {escape(label)}"
 
 
 def _byline(report: RunReport, ctx: CardContext, request_url: str | None) -> str:
@@ -153,18 +154,18 @@ def _steps(report: RunReport, now: datetime) -> str:
     failed = [x for x in report.steps[:MAX_STEP_ROWS] if x.status == "failed" and x.error]
     if failed:
         text += "\n\n" + "\n".join(
-            f"- {inline_code(x.id)}: {escape(_first_line(x.error or ''))}" for x in failed
+            f"- {inline_code(x.id)}: {escape(text_.first_line(x.error or ''))}" for x in failed
         )
     return text
 
 
 def _step_row(step: StepReport, now: datetime) -> str:
     end = step.finished_at or (now if step.status == "running" else None)
-    took = _duration(_seconds(step.started_at, end)) if step.started_at and end else ""
+    took = text_.duration(text_.seconds(step.started_at, end)) if step.started_at and end else ""
     cells = [
         STEP_EMOJI.get(step.status, "❔"),
-        inline_code(_clip(step.id, 64)),
-        escape(_clip(step.agent, 32)),
+        inline_code(text_.clip(step.id, 64)),
+        escape(text_.clip(step.agent, 32)),
         escape(step.status),
         str(step.attempts),
         took,
@@ -183,7 +184,7 @@ def _open_checkpoints(report: RunReport) -> list[str]:
 def _checkpoint(cp: CheckpointReport) -> str:
     title = _CHECKPOINT_TITLE.get(cp.kind, "❔ A decision is needed").format(step=_step_ref(cp))
     lines = [f"#### {title}"]
-    if prompt := _head(cp.prompt.strip(), PROMPT_CHARS):
+    if prompt := text_.head(cp.prompt.strip(), PROMPT_CHARS):
         lines += [f"> {escape(line)}" for line in prompt.splitlines()]
         lines.append("")  # ends the quote: a following line would continue it
     choices = CHOICES.get(cp.kind, CHOICES["gate"])
@@ -207,15 +208,15 @@ def _result(report: RunReport) -> list[str]:
     emoji, label = RUN_STATUS.get(report.status, ("❔", report.status))
     line = f"**{emoji} Run {escape(label.lower())}**"
     if report.finished_at is not None:
-        line += f" in {_duration(_seconds(report.created_at, report.finished_at))}"
+        line += f" in {text_.duration(text_.seconds(report.created_at, report.finished_at))}"
     parts = [line]
     if report.error:
-        parts[0] += f": {escape(_first_line(report.error))}"
+        parts[0] += f": {escape(text_.first_line(report.error))}"
         if "\n" in report.error.strip() or len(report.error) > LINE_CHARS:
-            parts.append(code_block(_head(report.error, ERROR_CHARS)))
+            parts.append(code_block(text_.head(report.error, ERROR_CHARS)))
     if report.outputs:
         outputs = json.dumps(report.outputs, indent=2, ensure_ascii=False, default=str)
-        parts.append("**Outputs**\n" + code_block(_head(outputs, OUTPUTS_CHARS), "json"))
+        parts.append("**Outputs**\n" + code_block(text_.head(outputs, OUTPUTS_CHARS), "json"))
     parts += _tails(report.steps)
     return parts
 
@@ -223,7 +224,7 @@ def _result(report: RunReport) -> list[str]:
 def _tails(steps: list[StepReport]) -> list[str]:
     outs = [x for x in steps if isinstance(x.outputs.get("stdout"), str) and x.outputs["stdout"]]
     parts = [
-        f"**{inline_code(_clip(x.id, 64))} output**\n{code_block(_tail(x.outputs['stdout']))}"
+        f"**{inline_code(text_.clip(x.id, 64))} output**\n{code_block(_tail(x.outputs['stdout']))}"
         for x in outs[:MAX_TAILS]
     ]
     if (hidden := len(outs) - MAX_TAILS) > 0:
@@ -244,50 +245,8 @@ def _url(url: str) -> str:
 
 
 def _tail(text: str, *, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
-    """The end of ``text``: its last lines, within ``chars``, saying what was left out."""
-    all_lines = text.rstrip("\n").splitlines()
-    body = "\n".join(all_lines[-lines:])
-    left_out = []
-    if len(all_lines) > lines:
-        left_out.append(f"{len(all_lines) - lines:,} earlier lines")
-    if len(body) > chars:
-        left_out.append(f"{len(body) - chars:,} characters")
-        body = body[-chars:]
-    return f"…({' and '.join(left_out)} not shown)\n{body}" if left_out else body
-
-
-def _head(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}…({len(text) - limit:,} more characters)"
-
-
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines() or [""]
-    more = " …" if len(lines) > 1 else ""
-    return _clip(lines[0], LINE_CHARS) + more
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+    return text_.tail(text, lines=lines, chars=chars)
 
 
 def _size(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
-
-
-def _seconds(start: datetime, end: datetime) -> float:
-    return max(0.0, (_aware(end) - _aware(start)).total_seconds())
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s" if whole >= 60 else f"{whole}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
