@@ -131,14 +131,8 @@ class SlackFront:
             playbooks.resolve_inputs(self._playbook(command.playbook), command.inputs)
 
     def _playbook(self, name: str) -> PlanSpec:
-        """A playbook of the playbooks folder, by name; never by path, as the CLI may:
-        from Slack, a path would run any YAML file this server can read, with whatever
-        approvers it names (say, a file an earlier run wrote to its workspace)."""
-        found = self.rt.catalog.all()
-        if name not in found:
-            known = ", ".join(f"`{n}`" for n in sorted(found)) or "none"
-            raise NotFound(f"no playbook {name!r} here (known: {known})")
-        return found[name]
+        """A playbook of the folder by name, never by path (``Catalog.named``)."""
+        return self.rt.catalog.named(name)
 
     def status_text(self, run_id: str | None, channel: str) -> str:
         """One run's state, or the newest runs of this channel, as mrkdwn."""

@@ -224,7 +224,7 @@ def test_an_unknown_playbook_is_answered_with_the_usage(front: SlackEnv) -> None
     with nothing_recorded(front):
         text = ack_text(command(front, "run nope word=x"))
     assert "no playbook 'nope'" in text
-    assert "`echo-only`" in text  # what there is instead
+    assert "known: echo-only" in text  # what there is instead
     assert USAGE in text
     assert str(front.playbooks) not in text  # the server's folders are nobody's business
 
