@@ -76,6 +76,43 @@ class RunReport(BaseModel):
     events: list[EventReport] | None = None
 
 
+class ResultStep(BaseModel):
+    """One step in a run's result."""
+
+    id: str
+    status: str
+    attempts: int
+    exit_code: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    outputs: dict[str, Any]
+    error: str | None
+
+
+class RunResult(BaseModel):
+    """A run's result: the object ``firstmate run --json`` prints (``../shared/
+    CONTRACTS.md``), and what n8n callbacks and outgoing webhooks carry."""
+
+    run_id: str
+    status: str
+    playbook: str | None
+    error: str | None
+    outputs: dict[str, Any]
+    steps: list[ResultStep]
+
+
+def run_result(report: RunReport) -> RunResult:
+    """The contract's result object of a run report."""
+    return RunResult(
+        run_id=report.run_id,
+        status=report.status,
+        playbook=report.playbook,
+        error=report.error,
+        outputs=report.outputs,
+        steps=[ResultStep.model_validate(s.model_dump()) for s in report.steps],
+    )
+
+
 def list_runs(store: Store, *, limit: int = 100) -> list[RunSummary]:
     """The newest runs first."""
     with store.reading() as s:

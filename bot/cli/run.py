@@ -128,24 +128,9 @@ def run_command(
     sys.exit(0 if status == RunState.SUCCEEDED else 1)
 
 
-_STEP_FIELDS = (
-    "id",
-    "status",
-    "attempts",
-    "exit_code",
-    "started_at",
-    "finished_at",
-    "outputs",
-    "error",
-)
-
-
 def contract_json(report: queries.RunReport) -> str:
     """The object ``run --json`` prints (``../shared/CONTRACTS.md``)."""
-    data = report.model_dump(mode="json")
-    data["steps"] = [{k: step[k] for k in _STEP_FIELDS} for step in data["steps"]]
-    keep = ("run_id", "status", "playbook", "error", "outputs", "steps")
-    return json.dumps({k: data[k] for k in keep})
+    return queries.run_result(report).model_dump_json()
 
 
 def _submit(rt: Runtime, name: str, pairs: tuple[str, ...], repo: Path | None, *, yes: bool) -> str:

@@ -22,17 +22,16 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 import httpx
-from pydantic import BaseModel
 
 from orchestrator import deliveries
 from orchestrator.deliveries import Destination
 from orchestrator.models import utcnow
-from orchestrator.queries import RunReport, run_report
+from orchestrator.queries import RunResult, run_report, run_result
 from orchestrator.states import RUN_TERMINAL
 from orchestrator.store import Store
 from workers.notify.notifier import Deferred
@@ -47,41 +46,6 @@ GIVE_UP_AFTER = timedelta(days=1)
 # a quick run can beat: a 409 this soon after the run ended is tried again.
 CONFLICT_GRACE = timedelta(seconds=60)
 USER_AGENT = "Firstmate-Webhook/1"
-
-
-class ResultStep(BaseModel):
-    """One step in a run's result."""
-
-    id: str
-    status: str
-    attempts: int
-    exit_code: int | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    outputs: dict[str, Any]
-    error: str | None
-
-
-class RunResult(BaseModel):
-    """A run's result: the object ``firstmate run --json`` prints."""
-
-    run_id: str
-    status: str
-    playbook: str | None
-    error: str | None
-    outputs: dict[str, Any]
-    steps: list[ResultStep]
-
-
-def run_result(report: RunReport) -> RunResult:
-    return RunResult(
-        run_id=report.run_id,
-        status=report.status,
-        playbook=report.playbook,
-        error=report.error,
-        outputs=report.outputs,
-        steps=[ResultStep.model_validate(s.model_dump()) for s in report.steps],
-    )
 
 
 # -- signed POSTs (shared with the outgoing webhook subscriptions) -----------------------

@@ -27,10 +27,10 @@ from pydantic import BaseModel
 from orchestrator import deliveries, webhooklog
 from orchestrator.deliveries import Destination
 from orchestrator.errors import ConfigError
-from orchestrator.queries import EventReport, events_after, run_report
+from orchestrator.queries import EventReport, RunResult, events_after, run_report, run_result
 from orchestrator.store import Store
 from orchestrator.webhooklog import DeliveryStatus, WebhookLogEntry
-from workers.notify.callback import Answer, RunResult, Verdict, http_client, post_signed, run_result
+from workers.notify.callback import Answer, Verdict, http_client, post_signed
 from workers.notify.notifier import Deferred
 
 log = logging.getLogger(__name__)
