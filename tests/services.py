@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -104,3 +104,45 @@ class Workers:
 
     def output(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
+
+
+def start_serve(
+    env: Mapping[str, str], log: Path, logs: Callable[[], str]
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``firstmate serve`` on a free port with ``env``; its process and base URL once it
+    answers ``/healthz`` (``logs`` says why when it does not)."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-c", "from bot.cli import main; main()", "serve"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"firstmate serve exited:\n{logs()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop(proc)
+    raise AssertionError(f"firstmate serve did not answer:\n{logs()}")
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a process (killed if it does not stop within 15 s)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -5,9 +5,7 @@ requests signed as Slack signs them."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +17,7 @@ from orchestrator import queries
 from orchestrator.config import Settings
 from orchestrator.queries import RunReport
 from tests.conftest import IMAGE
-from tests.services import Workers, free_port
+from tests.services import Workers, start_serve, stop
 from tests.slack_api import SlackAPI, interactive_body, signed_headers, slash_body
 from workers import runtime
 
@@ -61,26 +59,7 @@ class SlackEnv:
 
     def serve(self) -> None:
         """Start ``firstmate serve`` and wait until it answers."""
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-c", "from bot.cli import main; main()", "serve"]
-        with (self.tmp / "serve.log").open("ab") as log:
-            self.server = subprocess.Popen(
-                [*command, "--port", str(port)],
-                env={**os.environ, **self.vars},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise AssertionError(f"firstmate serve exited:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError(f"firstmate serve did not answer:\n{self.logs()}")
+        self.server, self.url = start_serve(self.vars, self.tmp / "serve.log", self.logs)
 
     def logs(self) -> str:
         serve = self.tmp / "serve.log"
@@ -145,13 +124,7 @@ class SlackEnv:
         raise AssertionError(f"never: {what}\nSlack calls: {calls}\n{self.logs()}")
 
     def close(self) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+        stop(self.server)
         self.workers.stop()
         self.rt.close()
 

@@ -11,10 +11,8 @@ worker takes another's jobs.
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +30,7 @@ from orchestrator.models import Run
 from orchestrator.queries import RunReport
 from orchestrator.webhooklog import DeliveryStatus
 from tests.bot.test_webhooks_app import error
-from tests.services import Workers, free_port
+from tests.services import Workers, start_serve, stop
 from tests.workers.test_callback import Receiver, signed_by
 from workers import runtime
 from workers.queue import NOTIFY, RQDispatcher, queue
@@ -104,36 +102,13 @@ class Firstmate:
 
     def serve(self) -> Firstmate:
         """Start ``firstmate serve`` and wait until it answers."""
-        port = free_port()
-        self.client.base_url = httpx.URL(f"http://127.0.0.1:{port}")
-        command = [sys.executable, "-c", "from bot.cli import main; main()", "serve"]
-        with (self.tmp / "serve.log").open("ab") as log:
-            self.server = subprocess.Popen(
-                [*command, "--port", str(port)],
-                env={**os.environ, **self.vars},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise AssertionError(f"firstmate serve exited:\n{self.logs()}")
-            try:
-                if self.client.get("/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError(f"firstmate serve did not answer:\n{self.logs()}")
+        self.server, url = start_serve(self.vars, self.tmp / "serve.log", self.logs)
+        self.client.base_url = httpx.URL(url)
+        return self
 
     def close(self) -> None:
         self.client.close()
-        if self.server is not None and self.server.poll() is None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+        stop(self.server)
         self.workers.stop()
         self.rt.close()
 
