@@ -102,7 +102,8 @@ def _compiled(patterns: list[str], options: object) -> _Set:
     for pattern in [*patterns, r"\z"]:
         if compiled.Add(pattern.encode()) < 0:
             raise ValueError(f"RE2 cannot read the pattern {pattern!r}")
-    compiled.Compile()
+    if not compiled.Compile():  # matching an uncompiled set crashes the process
+        raise ValueError(f"RE2 cannot compile {len(patterns)} patterns in {_MAX_MEM} bytes")
     return compiled  # type: ignore[no-any-return]
 
 

@@ -58,6 +58,7 @@ class _Part(NamedTuple):
     exact: bool
     width: int
     leaves: tuple[tuple[str, int], ...] = ()
+    gap: bool = False  # a repeat: a factor can do without it at either end
 
 
 def superset(pattern: str, *, word_view: bool) -> str:
@@ -68,9 +69,10 @@ def superset(pattern: str, *, word_view: bool) -> str:
 def factors(pattern: str, *, word_view: bool) -> list[str]:
     """RE2 sources, none with a wide gap, that all match in every text ``pattern``
     matches: the pattern itself if it has no wide gap. ``[""]``: nothing to go by."""
-    part = _Writer(word_view, True).seq(_parse(pattern))
+    items = _parse(pattern)
+    part = _Writer(word_view, True).seq(items)
     if part.exact:
-        return [part.text]
+        return [_joined(_trimmed([_Writer(word_view, True).item(op, av) for op, av in items]))[0]]
     return sorted({text for text, width in part.leaves if width}) or [""]
 
 
@@ -95,12 +97,12 @@ class _Writer:
             if part.exact:
                 run.append(part)
                 continue
-            leaves += [_joined(run), *part.leaves]
+            leaves += [_joined(_trimmed(run)), *part.leaves]
             run = []
         width = sum(p.width for p in parts)
         if all(p.exact for p in parts):
             return _Part("".join(p.text for p in parts), True, width)
-        return _Part("", False, width, (*leaves, _joined(run)))
+        return _Part("", False, width, (*leaves, _joined(_trimmed(run))))
 
     def item(self, op: Any, av: Any) -> _Part:
         if op in (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN):
@@ -128,7 +130,7 @@ class _Writer:
             return body if low else _Part("", False, 0)
         bound = "" if high == sre.MAXREPEAT else str(high)
         lazy = "?" if op is sre.MIN_REPEAT else ""
-        return _Part(f"(?:{body.text}){{{low},{bound}}}{lazy}", True, low * body.width)
+        return _Part(f"(?:{body.text}){{{low},{bound}}}{lazy}", True, low * body.width, gap=True)
 
     def char(self, op: Any, av: Any) -> str:
         if op is sre.LITERAL:
@@ -163,6 +165,18 @@ class _Writer:
             else:
                 raise ValueError(f"superset: {op} in a class is not supported")
         return ("[^" if negated else "[") + "".join(out) + "]"
+
+
+def _trimmed(parts: list[_Part]) -> list[_Part]:
+    """``parts`` without the repeats at either end: a text that has the whole has the
+    rest, and a set's DFA keeps far fewer states for a factor that does not start or
+    end by skipping words."""
+    start, end = 0, len(parts)
+    while start < end and parts[start].gap:
+        start += 1
+    while end > start and parts[end - 1].gap:
+        end -= 1
+    return parts[start:end]
 
 
 def _joined(parts: list[_Part]) -> tuple[str, int]:

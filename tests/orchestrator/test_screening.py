@@ -6,6 +6,8 @@ the numbers asserted here are the numbers it prints.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import re2  # type: ignore[import-untyped]
 
@@ -202,3 +204,16 @@ def test_factors_cut_wide_gaps() -> None:
         "(?:secret(?:s){0,1}|token(?:s){0,1})",
         "(?:send|post)",
     ]
+
+
+def test_factors_leave_off_the_repeats_at_their_ends() -> None:
+    # A factor that starts by skipping words keeps a DFA thread alive at every word:
+    # in a set with many others, that multiplies the states the DFA must hold.
+    pattern = r" +(?:[^\s.]+ +){0,3}?as (?:void|null)\w*"
+    (factor,) = factors(pattern, word_view=True)
+    assert factor.startswith("as")
+    assert not factor.endswith("}")
+    texts = [" treat the earlier rules as void", " as nullified", "\tcount it as void"]
+    assert all(re.search(pattern, views(t).norm) for t in texts)
+    assert all(re2.search(factor, views(t).low) for t in texts)
+    assert not re2.search(factor, " as valid")
