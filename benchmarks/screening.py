@@ -6,6 +6,8 @@ of it, whatever kind it names (a redacted value is what matters). Recall is per
 labelled value, precision per redaction; both are printed overall and per kind.
 ``tests/data/injection.jsonl``: a text is flagged when ``Screener.injection`` says so;
 recall over the injections, FPR over the benign texts, precision over the flagged.
+The learned model was fitted on that corpus, so the benchmark also cross-validates it
+(5 folds, each scored by a model fitted without it), the corpus figure it has not seen.
 Every ``tests/data/injection_holdout*.jsonl`` is scored the same way, each on its own:
 those are written apart from the detector and never used to tune it, so only their
 figures are reported, never their texts (not even with ``--json``).
@@ -36,6 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from orchestrator.injection import training
+from orchestrator.injection.model import Model, shipped
+from orchestrator.injection.scoring import Detector
 from orchestrator.screening import Screener
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -232,6 +237,7 @@ class Result:
     injection: InjectionScore
     speed: Speed
     held_out: dict[str, InjectionScore] = field(default_factory=dict)
+    cross_validated: tuple[float, float] = (0.0, 0.0)  # recall, FPR
 
     def measured(self) -> dict[str, float]:
         """The value behind each target in ``TARGETS``."""
@@ -263,6 +269,9 @@ class Result:
             "pii_misses": self.pii["all"].misses,
             "pii_wrong": self.pii["all"].wrongs,
             "injection": asdict(self.injection),
+            "injection_cross_validated": dict(
+                zip(("recall", "fpr"), self.cross_validated, strict=True)
+            ),
             "injection_held_out": {
                 name: {"recall": h.recall, "precision": h.precision, "fpr": h.fpr}
                 for name, h in self.held_out.items()
@@ -292,7 +301,20 @@ def run(rounds: int, n: int) -> Result:
         path.name: injection_scores(load(path.name), screener)
         for path in sorted(DATA.glob("injection_holdout*.jsonl"))
     }
-    return Result(pii_scores(pii, screener), injection_scores(injection, screener), speed, held_out)
+    return Result(
+        pii_scores(pii, screener),
+        injection_scores(injection, screener),
+        speed,
+        held_out,
+        cross_validated(injection),
+    )
+
+
+def cross_validated(rows: Sequence[dict[str, object]]) -> tuple[float, float]:
+    """Recall and FPR on the corpus when each fold is scored by a model fitted without
+    it (at the shipped model's threshold): the corpus figure the model has not seen."""
+    data = training.samples(rows, Detector(model=Model({}, 0.0, 0.5)))
+    return training.rates(training.cross_validate(data), shipped().threshold)
 
 
 def report(result: Result) -> None:
@@ -304,8 +326,10 @@ def report(result: Result) -> None:
     if result.pii["all"].misses or result.pii["all"].wrongs:
         print(f"  missed: {result.pii['all'].misses}  wrong: {result.pii['all'].wrongs}")
     inj = result.injection
-    print("Injection (flagged = score >= 0.5)")
+    print(f"Injection (flagged = the model's probability >= {shipped().threshold})")
     print(f"  recall {inj.recall:.3f}  precision {inj.precision:.3f}  FPR {inj.fpr:.3f}")
+    cv_recall, cv_fpr = result.cross_validated
+    print(f"  cross-validated (5 folds): recall {cv_recall:.3f}  FPR {cv_fpr:.3f}")
     for text in inj.missed:
         print(f"  missed: {text[:100]!r}")
     for text in inj.false_alarms:

@@ -1,7 +1,10 @@
-"""The injection score of a text: ``1 - Π(1 - wᵢ)`` over the reasons that match (two
-medium signals add up to a strong one), and the reasons, strongest first. A payload
-hidden in an encoding is decoded and scored too; if it scores as an injection, that is
-a reason of its own.
+"""The injection score of a text, and why.
+
+The signals that match score ``1 - Π(1 - wᵢ)`` together (two medium signals add up to
+a strong one); a payload hidden in an encoding is decoded and scored too, and if it
+scores as an injection, that is a reason of its own. The score a text gets is the
+learned model's (``model``): its probability, from the text's words and those signals.
+The reasons are the signals', strongest first, then the words that weighed most.
 
 A ``Detector`` can carry more RE2 patterns (``gates``) in its prefilter's one pass over
 the text, for another detector to read from the same ``Scan``: ``Screener`` gates the
@@ -15,17 +18,20 @@ from collections.abc import Mapping
 
 from orchestrator.injection import engine, table
 from orchestrator.injection.encoded import HINTS, decoded
+from orchestrator.injection.model import Model, features, shipped, words
 from orchestrator.injection.prefilter import Scan
 from orchestrator.injection.views import Views, views
 
 Score = tuple[float, tuple[str, ...]]
+_LEARNED = "its wording scores as an injection in the learned model:"
 
 
 class Detector:
     """The signal table compiled, with ``gates`` (name -> RE2 pattern on the lowered
-    text) in its prefilter."""
+    text) in its prefilter, and the learned ``model`` that weighs words and signals."""
 
-    def __init__(self, gates: Mapping[str, str] | None = None) -> None:
+    def __init__(self, gates: Mapping[str, str] | None = None, model: Model | None = None) -> None:
+        self.model = shipped() if model is None else model
         signals = table.load()
         extra = {**HINTS, **(gates or {})}
         self._index = engine.build(signals, tuple(extra.values()))
@@ -41,9 +47,11 @@ class Detector:
         """The names of the gates (and hints) found in a scanned text."""
         return {self._names[i] for i in scan.candidates if i in self._names}
 
-    def score(self, text: str, v: Views | None = None, scan: Scan | None = None) -> Score:
-        """The injection score of ``text`` (views ``v``, prefilter answer ``scan``, when
-        the caller has them), and the reasons, strongest first."""
+    def signals(
+        self, text: str, v: Views | None = None, scan: Scan | None = None
+    ) -> tuple[engine.Found, float]:
+        """The signals that match ``text`` (reason -> weight, quoted reason) and what
+        they score together, a hidden payload's included."""
         v = views(text) if v is None else v
         scan = self.scan(v) if scan is None else scan
         found = engine.match(v, self._index, scan)
@@ -54,7 +62,21 @@ class Detector:
             score, reasons = _score(hidden_found)
             if score >= 0.5:
                 found[self._encoded] = (max(0.6, score), f"{self._encoded}: {reasons[0]}")
-        return _score(found)
+        return found, _score(found)[0]
+
+    def score(self, text: str, v: Views | None = None, scan: Scan | None = None) -> Score:
+        """The injection score of ``text`` (views ``v``, prefilter answer ``scan``, when
+        the caller has them): the model's probability, and the reasons, strongest
+        first (the signals', then the words that weighed most)."""
+        v = views(text) if v is None else v
+        found, signal_score = self.signals(text, v, scan)
+        feats = features(words(v), found, signal_score)
+        probability, evidence = self.model.weigh(feats)
+        reasons = _score(found)[1]
+        if evidence:
+            quoted = ", ".join(f'"{w}"' for w in evidence)
+            reasons += (f"{_LEARNED} {probability:.2f} ({quoted})",)
+        return round(probability, 4), reasons
 
 
 @functools.cache

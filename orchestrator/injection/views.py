@@ -5,8 +5,9 @@ follows a space). ``norm`` is the word view: the punctuation that can stand befo
 word (``(ignore``, ``'ignore``, ``<|im_start|>``, ``- ignore``) turned into spaces, one
 character for one, so offsets in ``low`` and ``norm`` line up.
 
-Zero-width characters are dropped and curly quotes made straight first, so ``i\u200bgnore``
-reads as ``ignore``: the views of such a text do not line up with the text itself.
+Zero-width characters are dropped first, so ``i\u200bgnore`` reads as ``ignore``: the
+views of such a text do not line up with the text itself. Curly quotes, dashes and a
+few other typographic characters become their ASCII look-alikes, one for one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,25 @@ import re
 _BEFORE_WORD = "\n\t\r'\"`([{<*#-/|>\\="
 _WORD_VIEW = bytes(32 if chr(b) in _BEFORE_WORD else b for b in range(256))
 _ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
+# Typographic characters and their ASCII stand-ins, one for one (so the views of a
+# text that has nothing else outside ASCII take the fast ASCII paths).
+_TYPOGRAPHIC = (
+    ("\u2019", "'"),
+    ("\u2018", "'"),
+    ("\u201c", '"'),
+    ("\u201d", '"'),
+    ("\u2014", "-"),
+    ("\u2013", "-"),
+    ("\u2010", "-"),
+    ("\u2011", "-"),
+    ("\u2026", "."),
+    ("\u00a0", " "),
+    ("\u202f", " "),
+    ("\u2022", "*"),
+    ("\u00b7", "*"),
+    ("\u2192", ">"),
+    ("\u00d7", "x"),
+)
 _SYMBOL = re.compile(r"[^\x00-\x7f](?<!\w)|[\n\t\r'\"`(\[{<*#\-/|>\\=]")
 
 
@@ -47,5 +67,7 @@ def views(text: str) -> Views:
         for ch in _ZERO_WIDTH:
             if ch in low:
                 low = low.replace(ch, "")
-        low = low.replace("\u2019", "'").replace("\u2018", "'")
+        for ch, ascii in _TYPOGRAPHIC:
+            if ch in low:
+                low = low.replace(ch, ascii)
     return Views(low)
