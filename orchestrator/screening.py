@@ -61,9 +61,13 @@ _DETECTOR = Detector(GATES)  # built once per process: compiling the signals tak
 class Screener:
     """Redacts PII and ``secrets`` (exact values, never to leave) and scores injection."""
 
-    def __init__(self, secrets: Iterable[str] = (), *, injection_threshold: float = 0.5) -> None:
+    def __init__(
+        self, secrets: Iterable[str] = (), *, injection_threshold: float | None = None
+    ) -> None:
         values = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
         self._secrets = re.compile("|".join(map(re.escape, values))) if values else None
+        if injection_threshold is None:
+            injection_threshold = _DETECTOR.model.threshold
         self.injection_threshold = injection_threshold
 
     def screen(self, text: str, *, vault: dict[str, str] | None = None) -> Screened:
