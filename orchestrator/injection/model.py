@@ -42,13 +42,12 @@ def features(text_words: set[str], reasons: Iterable[str], signal_score: float) 
     """What the model reads of a text: its ``words`` (see ``words``; the set is
     extended in place), and the signals that matched (by reason) with how much they
     scored."""
-    out = text_words
-    out.update(SIGNAL + r for r in reasons)
+    text_words.update(SIGNAL + r for r in reasons)
     if signal_score > 0:
-        out.add(SOME)
+        text_words.add(SOME)
     if signal_score >= 0.5:
-        out.add(FLAGGED)
-    return out
+        text_words.add(FLAGGED)
+    return text_words
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from orchestrator.injection.prefilter import Scan
 from orchestrator.injection.views import Views, views
 
 Score = tuple[float, tuple[str, ...]]
-_LEARNED = "its wording scores as an injection in the learned model:"
+_LEARNED = "learned model"
 
 
 class Detector:
@@ -75,7 +75,7 @@ class Detector:
         reasons = _score(found)[1]
         if evidence:
             quoted = ", ".join(f'"{w}"' for w in evidence)
-            reasons += (f"{_LEARNED} {probability:.2f} ({quoted})",)
+            reasons += (f"{_LEARNED}: {probability:.2f}, weighing the words {quoted}",)
         return round(probability, 4), reasons
 
 
