@@ -50,6 +50,11 @@ def features(text_words: set[str], reasons: Iterable[str], signal_score: float) 
     return text_words
 
 
+def sigmoid(z: float) -> float:
+    """The logistic function (0 far below zero, without overflowing)."""
+    return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
+
+
 @dataclass(frozen=True)
 class Model:
     """Weights per feature (absent: 0), the bias, and the probability from which a
@@ -80,7 +85,7 @@ class Model:
         weight = self.weights.__getitem__
         z = self.bias + sum(map(weight, present))
         evidence = sorted(present & self._telling, key=lambda f: (-weight(f), f))[:most]
-        return (1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0), evidence
+        return sigmoid(z), evidence
 
     def as_json(self) -> dict[str, object]:
         """What ``model.json`` holds."""

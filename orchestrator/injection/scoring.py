@@ -49,9 +49,9 @@ class Detector:
 
     def signals(
         self, text: str, v: Views | None = None, scan: Scan | None = None
-    ) -> tuple[engine.Found, float]:
-        """The signals that match ``text`` (reason -> weight, quoted reason) and what
-        they score together, a hidden payload's included."""
+    ) -> tuple[engine.Found, Score]:
+        """The signals that match ``text`` (reason -> weight, quoted reason), what they
+        score together and their reasons, a hidden payload's included."""
         v = views(text) if v is None else v
         scan = self.scan(v) if scan is None else scan
         found = engine.match(v, self._index, scan)
@@ -62,17 +62,23 @@ class Detector:
             score, reasons = _score(hidden_found)
             if score >= 0.5:
                 found[self._encoded] = (max(0.6, score), f"{self._encoded}: {reasons[0]}")
-        return found, _score(found)[0]
+        return found, _score(found)
+
+    def features(
+        self, text: str, v: Views | None = None, scan: Scan | None = None
+    ) -> tuple[set[str], Score]:
+        """What the model reads of ``text`` (see ``model.features``; ``training`` fits
+        on the same), and what the signals alone make of it."""
+        v = views(text) if v is None else v
+        found, signals = self.signals(text, v, scan)
+        return features(words(v), found, signals[0]), signals
 
     def score(self, text: str, v: Views | None = None, scan: Scan | None = None) -> Score:
         """The injection score of ``text`` (views ``v``, prefilter answer ``scan``, when
         the caller has them): the model's probability, and the reasons, strongest
         first (the signals', then the words that weighed most)."""
-        v = views(text) if v is None else v
-        found, signal_score = self.signals(text, v, scan)
-        feats = features(words(v), found, signal_score)
+        feats, (_, reasons) = self.features(text, v, scan)
         probability, evidence = self.model.weigh(feats)
-        reasons = _score(found)[1]
         if evidence:
             quoted = ", ".join(f'"{w}"' for w in evidence)
             reasons += (f"{_LEARNED}: {probability:.2f}, weighing the words {quoted}",)

@@ -23,9 +23,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestrator.injection.model import SIGNAL, Model, features, words
+from orchestrator.injection.model import SIGNAL, Model, sigmoid
 from orchestrator.injection.scoring import Detector
-from orchestrator.injection.views import views
 
 C = 1.0  # inverse L2 strength (as scikit-learn's ``C``)
 MIN_COUNT = 2
@@ -40,14 +39,10 @@ MODEL = Path(__file__).resolve().with_name("model.json")
 
 def samples(rows: Sequence[dict[str, object]], detector: Detector) -> list[Sample]:
     """What the model reads of each labelled row (``detector``: the signals)."""
-    out = []
-    for row in rows:
-        text = str(row["text"])
-        v = views(text)
-        found, signal_score = detector.signals(text, v)
-        feats = features(words(v), found, signal_score)
-        out.append((frozenset(feats), row["label"] == "injection"))
-    return out
+    return [
+        (frozenset(detector.features(str(row["text"]))[0]), row["label"] == "injection")
+        for row in rows
+    ]
 
 
 def fit(data: Sequence[Sample], threshold: float = 0.5) -> Model:
@@ -73,7 +68,7 @@ def _adam(rows: list[tuple[list[int], float]], size: int) -> tuple[list[float], 
         grad[size] = 0.0
         for idx, y in rows:
             z = w[size] + sum(w[i] for i in idx)
-            err = _sigmoid(z) - y
+            err = sigmoid(z) - y
             for i in idx:
                 grad[i] += err
             grad[size] += err
@@ -83,10 +78,6 @@ def _adam(rows: list[tuple[list[int], float]], size: int) -> tuple[list[float], 
             mh, sh = m[i] / (1 - b1**step), s[i] / (1 - b2**step)
             w[i] -= _RATE * mh / (math.sqrt(sh) + 1e-8)
     return w[:size], w[size]
-
-
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
 
 
 def cross_validate(data: Sequence[Sample], folds: int = FOLDS) -> list[tuple[float, bool]]:
