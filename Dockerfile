@@ -24,16 +24,20 @@ ENV UV_COMPILE_BYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+# A C compiler (and Python's headers, when the base lacks them) for the screening core's
+# extension (hatch_build.py); only this stage has them.
 RUN set -eu; \
-    if ! python3 -m pip --version >/dev/null 2>&1; then \
-        apt-get update; \
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-pip; \
-        rm -rf /var/lib/apt/lists/*; \
-    fi; \
+    packages="gcc libc6-dev"; \
+    python3 -m pip --version >/dev/null 2>&1 || packages="$packages python3-pip"; \
+    python3 -c 'import os, sysconfig; os.stat(sysconfig.get_paths()["include"] + "/Python.h")' \
+        2>/dev/null || packages="$packages python3-dev"; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages; \
+    rm -rf /var/lib/apt/lists/*; \
     python3 -m pip install "uv==${UV_VERSION}"
 WORKDIR /src
 # The dependencies first, in their own layer: it is rebuilt only when the lock changes.
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock README.md hatch_build.py ./
 RUN uv sync --locked --no-dev --no-install-project
 COPY bot ./bot
 COPY orchestrator ./orchestrator

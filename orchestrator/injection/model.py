@@ -22,6 +22,11 @@ from importlib import resources
 
 from orchestrator.injection.views import Views
 
+try:
+    from orchestrator.injection import _words
+except ImportError:  # not compiled (see hatch_build.py): ``words`` and a set do the same
+    _words = None  # type: ignore[assignment]
+
 # Every ASCII character that is not a letter, digit or underscore becomes a space.
 _TOKEN_VIEW = bytes(b if chr(b).isalnum() or b == 95 else 32 for b in range(128)) + bytes(
     range(128, 256)
@@ -42,12 +47,19 @@ def features(text_words: set[str], reasons: Iterable[str], signal_score: float) 
     """What the model reads of a text: its ``words`` (see ``words``; the set is
     extended in place), and the signals that matched (by reason) with how much they
     scored."""
-    text_words.update(SIGNAL + r for r in reasons)
-    if signal_score > 0:
-        text_words.add(SOME)
-    if signal_score >= 0.5:
-        text_words.add(FLAGGED)
+    text_words.update(signal_features(reasons, signal_score))
     return text_words
+
+
+def signal_features(reasons: Iterable[str], signal_score: float) -> list[str]:
+    """The features that say which signals matched (by reason) and how much they
+    scored: ``features`` but the words."""
+    out = [SIGNAL + r for r in reasons]
+    if signal_score > 0:
+        out.append(SOME)
+    if signal_score >= 0.5:
+        out.append(FLAGGED)
+    return out
 
 
 def sigmoid(z: float) -> float:
@@ -71,9 +83,43 @@ class Model:
     @functools.cached_property
     def _telling(self) -> frozenset[str]:
         """The words worth quoting as evidence (signals are reasons already)."""
-        return frozenset(
-            f for f, w in self.weights.items() if w > _TELLING and not f.startswith("signal")
-        )
+        return frozenset(w for w in self._word_names if self.weights[w] > _TELLING)
+
+    @functools.cached_property
+    def _word_names(self) -> list[str]:
+        """The features that are words (the others have a space in their name), the
+        heaviest first: the order evidence is quoted in."""
+        return sorted((f for f in self.weights if " " not in f), key=self._evidence_order)
+
+    def _evidence_order(self, feature: str) -> tuple[float, str]:
+        return -self.weights[feature], feature
+
+    @functools.cached_property
+    def _table(self) -> _words.Table | None:
+        """The word weights in the compiled core (``_words.c``), if it is built."""
+        if _words is None:
+            return None
+        return _words.Table(self._word_names, [self.weights[w] for w in self._word_names], _TELLING)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether texts are weighed by the compiled core (else in Python, slower)."""
+        return self._table is not None
+
+    def weigh_text(
+        self, v: Views, reasons: Iterable[str], signal_score: float, most: int = 4
+    ) -> tuple[float, list[str]]:
+        """``weigh`` for a text (views ``v``) on which the signals with ``reasons``
+        matched and scored ``signal_score`` together: its words weighed in one pass
+        by the compiled core, or as ``features`` and ``weigh`` do when it is not built."""
+        table = self._table
+        if table is None:
+            return self.weigh(features(words(v), reasons, signal_score), most)
+        total, telling = table.weigh(v.low)
+        weight = self.weights.get
+        z = self.bias + total + sum(weight(f, 0.0) for f in signal_features(reasons, signal_score))
+        names = self._word_names
+        return sigmoid(z), [names[i] for i in sorted(telling)[:most]]
 
     def probability(self, feats: AbstractSet[str]) -> float:
         """The model's probability that a text with ``feats`` is an injection."""
@@ -84,7 +130,7 @@ class Model:
         present = feats & self._known  # one pass over the text's features
         weight = self.weights.__getitem__
         z = self.bias + sum(map(weight, present))
-        evidence = sorted(present & self._telling, key=lambda f: (-weight(f), f))[:most]
+        evidence = sorted(present & self._telling, key=self._evidence_order)[:most]
         return sigmoid(z), evidence
 
     def as_json(self) -> dict[str, object]:

@@ -77,8 +77,9 @@ class Detector:
         """The injection score of ``text`` (views ``v``, prefilter answer ``scan``, when
         the caller has them): the model's probability, and the reasons, strongest
         first (the signals', then the words that weighed most)."""
-        feats, (_, reasons) = self.features(text, v, scan)
-        probability, evidence = self.model.weigh(feats)
+        v = views(text) if v is None else v
+        found, (signal_score, reasons) = self.signals(text, v, scan)
+        probability, evidence = self.model.weigh_text(v, found, signal_score)
         if evidence:
             quoted = ", ".join(f'"{w}"' for w in evidence)
             reasons += (f"{_LEARNED}: {probability:.2f}, weighing the words {quoted}",)
