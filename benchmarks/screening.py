@@ -14,10 +14,13 @@ figures are reported, never their texts (not even with ``--json``).
 
 Speed. 1 KB texts are built from the corpora (seeded): mostly clean texts (benign
 requests, code and log pastes, PII look-alikes), one in ten with a PII text in it, one
-in ten with an injection. Each is screened once per round, single-threaded; the best
-round gives screens/s, all rounds give p50/p99 latency of one ``screen``. A baseline
-runs over the same texts in the same process — ``lower()`` plus one ``re.search`` for
-"ignore previous instructions" — and the ratio says what the screening costs on top.
+in ten with an injection. A process's first screens are slower (RE2 builds its DFA
+states as texts come): the first ``--texts`` screened are the warm-up, reported apart
+as the cold start. Then each round screens ``--texts`` texts never screened before,
+single-threaded, as a long-running worker sees them: the median round gives screens/s,
+all rounds give p50/p99 latency of one ``screen``. A baseline runs over the same texts
+in the same process — ``lower()`` plus one ``re.search`` for "ignore previous
+instructions" — and the ratio says what the screening costs on top.
 
     uv run python benchmarks/screening.py [--rounds 5] [--json]
 """
@@ -191,20 +194,18 @@ def texts_1kb(
     return out
 
 
-def timed(
-    fn: Callable[[str], object], texts: Sequence[str], rounds: int
-) -> tuple[float, list[int]]:
-    """Best-round calls per second, and every call's latency in ns."""
-    best, latencies = 0.0, []
+def timed(fn: Callable[[str], object], batches: Sequence[Sequence[str]]) -> tuple[float, list[int]]:
+    """Calls per second (the median batch's), and every call's latency in ns."""
+    rates, latencies = [], []
     clock = time.perf_counter_ns
-    for _ in range(rounds):
+    for texts in batches:
         started = clock()
         for text in texts:
             t0 = clock()
             fn(text)
             latencies.append(clock() - t0)
-        best = max(best, len(texts) / ((clock() - started) / 1e9))
-    return best, latencies
+        rates.append(len(texts) / ((clock() - started) / 1e9))
+    return statistics.median(rates), latencies
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -215,7 +216,9 @@ def percentile(values: list[int], q: float) -> float:
 
 @dataclass
 class Speed:
-    """Screens per second (best round), latency quantiles, and the baseline's rate."""
+    """Screens per second (median round of new texts), latency quantiles, the
+    baseline's rate, the cold start (a fresh process's first texts), and whether the
+    model's words were weighed by the compiled core."""
 
     texts: int
     mean_bytes: float
@@ -223,6 +226,9 @@ class Speed:
     p50_ms: float
     p99_ms: float
     baseline_per_s: float
+    cold_per_s: float
+    cold_p99_ms: float
+    compiled: bool
 
     @property
     def slower_than_baseline(self) -> float:
@@ -285,17 +291,22 @@ def run(rounds: int, n: int) -> Result:
     """Score both corpora, then time ``screen`` and the baseline on ``n`` 1 KB texts."""
     screener = Screener()
     pii, injection = load("pii.jsonl"), load("injection.jsonl")
-    texts = texts_1kb(pii, injection, n)
+    texts = texts_1kb(pii, injection, n * (rounds + 1))
+    warm_up, rounds_of = texts[:n], [texts[n * (r + 1) : n * (r + 2)] for r in range(rounds)]
+    cold_rate, cold_latencies = timed(screener.screen, [warm_up])
     baseline_pattern = re.compile(r"ignore (?:all )?previous instructions")
-    base_rate, _ = timed(lambda t: baseline_pattern.search(t.lower()), texts, rounds)
-    rate, latencies = timed(screener.screen, texts, rounds)
+    base_rate, _ = timed(lambda t: baseline_pattern.search(t.lower()), rounds_of)
+    rate, latencies = timed(screener.screen, rounds_of)
     speed = Speed(
-        texts=len(texts),
+        texts=n,
         mean_bytes=statistics.mean(len(t.encode()) for t in texts),
         screens_per_s=rate,
         p50_ms=percentile(latencies, 0.50),
         p99_ms=percentile(latencies, 0.99),
         baseline_per_s=base_rate,
+        cold_per_s=cold_rate,
+        cold_p99_ms=percentile(cold_latencies, 0.99),
+        compiled=shipped().compiled,
     )
     held_out = {
         path.name: injection_scores(load(path.name), screener)
@@ -343,8 +354,15 @@ def report(result: Result) -> None:
             f"  precision {held.precision:.3f}  FPR {held.fpr:.3f}"
         )
     s = result.speed
-    print(f"Speed ({s.texts} texts of {s.mean_bytes:.0f} bytes on average, one thread)")
+    print(
+        f"Speed (rounds of {s.texts} new texts of {s.mean_bytes:.0f} bytes on average, one"
+        f" thread; words weighed in {'C' if s.compiled else 'Python: the core is not built'})"
+    )
     print(f"  screen    {s.screens_per_s:>10,.0f}/s  p50 {s.p50_ms:.3f} ms  p99 {s.p99_ms:.3f} ms")
+    print(
+        f"  cold start{s.cold_per_s:>10,.0f}/s  p99 {s.cold_p99_ms:.3f} ms"
+        f"  (a fresh process's first {s.texts})"
+    )
     print(f"  baseline  {s.baseline_per_s:>10,.0f}/s  (lower() + one re.search)")
     print(f"  a screen costs {s.slower_than_baseline:.0f}x the baseline")
     print("Targets")
