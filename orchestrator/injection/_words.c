@@ -46,11 +46,16 @@ static inline int is_word(Py_UCS4 c) {
     return !Py_UNICODE_ISSPACE(c);
 }
 
-static void Table_dealloc(Table *self) {
+static void Table_clear(Table *self) {
     if (self->slots != NULL) {
         for (size_t i = 0; i <= self->mask; i++) PyMem_Free(self->slots[i].chars);
         PyMem_Free(self->slots);
+        self->slots = NULL;
     }
+}
+
+static void Table_dealloc(Table *self) {
+    Table_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -72,6 +77,7 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "words and weights differ in length");
         goto fail;
     }
+    Table_clear(self); /* __init__ called again */
     size_t size = 16;
     while (size < (size_t)n * 4) size <<= 1; /* a quarter full at most */
     self->slots = PyMem_Calloc(size, sizeof(Entry));
@@ -136,6 +142,10 @@ static inline Entry *lookup(Table *self, int kind, const void *data, Py_ssize_t 
 static PyObject *Table_weigh(Table *self, PyObject *text) {
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "weigh() takes a str");
+        return NULL;
+    }
+    if (self->slots == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Table.__init__ was not called");
         return NULL;
     }
     int kind = PyUnicode_KIND(text);

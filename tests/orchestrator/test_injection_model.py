@@ -124,3 +124,7 @@ def test_the_compiled_core_counts_a_repeated_word_once_and_rejects_bad_input() -
         table.weigh(b"ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="differ in length"):
         Table(["a"], [], 0.2)
+    with pytest.raises(RuntimeError, match="not called"):
+        Table.__new__(Table).weigh("ignore")
+    table.__init__(["rules"], [-1.0], 0.2)  # type: ignore[misc]  # a second init replaces the words
+    assert table.weigh("ignore rules") == (-1.0, [])
