@@ -3,11 +3,13 @@
 The database is the truth and several processes (servers, workers) change it, so the
 figures are computed when Prometheus asks rather than counted in one process: runs and
 steps by state, step durations and queue waits over the last day, inbound deliveries by
-source, outgoing webhook deliveries by outcome, LLM cost when there is any.
+source, and what LLM calls cost: dollars, and tokens and calls by provider and model
+(every ``llm.call`` event the runs recorded, cache hits and the tokens they saved too).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -25,7 +27,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from orchestrator.models import Inbound, Run, Step, utcnow
+from orchestrator.models import Event, Inbound, Run, Step, utcnow
 from orchestrator.store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -69,6 +71,7 @@ class FirstmateCollector(Collector):
             family = CounterMetricFamily("firstmate_llm_cost_usd", "LLM spend recorded by runs")
             family.add_metric([], float(cost))
             yield family
+            yield from _llm_calls(s)
 
 
 def _by_state(s: Any, model: type[Run] | type[Step], name: str, doc: str) -> Metric:
@@ -87,6 +90,48 @@ def _histogram(name: str, doc: str, values: list[float]) -> Metric:
     family = HistogramMetricFamily(name, doc)
     family.add_metric([], buckets, sum_value=float(sum(values)))
     return family
+
+
+# What an ``llm.call`` event says (``Call.as_event``), by the ``kind`` label it gets.
+TOKENS = {
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "cached": "cached_tokens",
+    "cache_write": "cache_write_tokens",
+    "saved": "tokens_saved",
+}
+
+
+def _llm_calls(s: Any) -> Iterator[Metric]:
+    tokens: Counter[tuple[str, str, str]] = Counter()
+    calls: Counter[tuple[str, str, str]] = Counter()
+    query = select(col(Event.data)).where(col(Event.type) == "llm.call")
+    for data in s.connection().execute(query).scalars():
+        data = data if isinstance(data, dict) else {}
+        provider = str(data.get("provider") or "unknown")
+        model = str(data.get("model") or "unknown")
+        for kind, key in TOKENS.items():
+            value = data.get(key)
+            if isinstance(value, int | float) and value > 0:
+                tokens[provider, model, kind] += int(value)
+        calls[provider, model, "hit" if data.get("cache_hit") else "miss"] += 1
+    family = CounterMetricFamily(
+        "firstmate_llm_tokens",
+        "LLM tokens by provider, model and kind (input, output, cached, cache_write; saved: "
+        "what cache hits did not send)",
+        labels=["provider", "model", "kind"],
+    )
+    for labels, count in sorted(tokens.items()):
+        family.add_metric(list(labels), float(count))
+    yield family
+    family = CounterMetricFamily(
+        "firstmate_llm_calls",
+        "LLM calls by provider, model and whether the response cache answered",
+        labels=["provider", "model", "cache"],
+    )
+    for labels, count in sorted(calls.items()):
+        family.add_metric(list(labels), float(count))
+    yield family
 
 
 SOURCES = ("slack", "github", "n8n", "api")
