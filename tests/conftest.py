@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
 
 import sandbox
 from sandbox import SandboxPool
+from tests.orchestrator.test_engine import Harness
 
 IMAGE = os.environ.get("FIRSTMATE_SANDBOX_IMAGE", sandbox.DEFAULT_IMAGE)
 
@@ -48,3 +50,11 @@ def redis_url() -> Iterator[str]:
             yield url
     except FileNotFoundError as exc:
         unavailable(str(exc))
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    """The engine on a fresh SQLite database, with in-memory queues (see ``Harness``)."""
+    harness = Harness(tmp_path)
+    yield harness
+    harness.store.dispose()

@@ -115,23 +115,28 @@ def _llm_calls(s: Any) -> Iterator[Metric]:
             if isinstance(value, int | float) and value > 0:
                 tokens[provider, model, kind] += int(value)
         calls[provider, model, "hit" if data.get("cache_hit") else "miss"] += 1
-    family = CounterMetricFamily(
+    yield _counter(
         "firstmate_llm_tokens",
         "LLM tokens by provider, model and kind (input, output, cached, cache_write; saved: "
         "what cache hits did not send)",
-        labels=["provider", "model", "kind"],
+        ["provider", "model", "kind"],
+        tokens,
     )
-    for labels, count in sorted(tokens.items()):
-        family.add_metric(list(labels), float(count))
-    yield family
-    family = CounterMetricFamily(
+    yield _counter(
         "firstmate_llm_calls",
         "LLM calls by provider, model and whether the response cache answered",
-        labels=["provider", "model", "cache"],
+        ["provider", "model", "cache"],
+        calls,
     )
-    for labels, count in sorted(calls.items()):
-        family.add_metric(list(labels), float(count))
-    yield family
+
+
+def _counter(
+    name: str, doc: str, labels: list[str], counts: Counter[tuple[str, str, str]]
+) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for values, count in sorted(counts.items()):
+        family.add_metric(list(values), float(count))
+    return family
 
 
 SOURCES = ("slack", "github", "n8n", "api")

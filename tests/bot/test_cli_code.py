@@ -19,6 +19,7 @@ import pytest
 
 from tests.bot.test_cli_run import ROOT, cli_env, firstmate
 from tests.llm_api import LLMAPI, Reply, json_answer, tool_calls
+from tests.workers.test_code_agent import FIB
 
 pytestmark = pytest.mark.docker
 
@@ -44,17 +45,6 @@ PLAN = {
     ],
 }
 
-FIB = '''
-
-def fibonacci(n: int) -> int:
-    """The nth Fibonacci number: fibonacci(0) == 0, fibonacci(1) == 1."""
-    if n < 0:
-        raise ValueError("n must be at least 0")
-    a, b = 0, 1
-    for _ in range(n):
-        a, b = b, a + b
-    return a
-'''
 
 FIB_TEST = """import pytest
 

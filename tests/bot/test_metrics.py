@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -13,13 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.webhooks.metrics import metrics_router
 from tests.bot.test_webhooks_app import serving
 from tests.orchestrator.test_engine import Harness
-
-
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    yield harness
-    harness.store.dispose()
 
 
 def scrape(h: Harness) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -7,7 +7,7 @@ an outcome the test chooses, so every transition is exercised without Redis or D
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +75,6 @@ class Harness:
     def events(self, run_id: str) -> list[Event]:
         with self.store.session() as s:
             return list(s.exec(select(Event).where(Event.run_id == run_id).order_by(Event.seq)))
-
-
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    yield harness
-    harness.store.dispose()
 
 
 DIAMOND = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,13 +172,6 @@ def test_a_repository_summary_lists_files_and_quotes_the_readme(tmp_path: Path) 
 
 
 # -- a request's run through the engine ------------------------------------------------
-
-
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path)
-    yield harness
-    harness.store.dispose()
 
 
 def test_a_request_is_recorded_planning_and_its_planning_queued(h: Harness) -> None:
