@@ -200,15 +200,17 @@ class Engine(Submission, Planning, Recovery):
                 full = load_run(s, run_id)
                 self._fail_attempt(s, full, load_step(s, run_id, key), failure, effects)
             else:
+                plan = self._plan_of(s, run)
                 ticket = StepTicket(
                     run_id=run_id,
                     key=key,
                     attempt=attempt,
                     agent=step.agent,
                     inputs=inputs,
-                    timeout_s=self._plan_of(s, run).step(key).timeout_s,
+                    timeout_s=plan.step(key).timeout_s,
                     workspace=Path(run.workspace) if run.workspace else None,
                     requester=run.requester,
+                    allowlist=tuple(plan.allowlist),
                 )
         self._act(effects)
         return ticket
@@ -411,7 +413,6 @@ class Engine(Submission, Planning, Recovery):
             move_run(s, run, RunState.PLANNING, reason=f"{cp.kind}: {decision} by {by}")
             effects.planning.append(run.id)
             return
-            raise DecisionError(f"checkpoint {cp.id} names no step")
         step = load_step(s, run.id, cp.step_key)
         if decision == "skip" or (cp.kind == "failure" and decision == "continue"):
             move_step(s, step, StepState.SKIPPED, data={"by": by}, finished_at=utcnow())

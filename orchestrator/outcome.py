@@ -19,6 +19,8 @@ class StepTicket:
     timeout_s: float
     workspace: Path | None
     requester: str | None = None
+    # Commands a model may run in this step besides the global allowlist (the plan's).
+    allowlist: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,13 @@ with its file, step and field.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 STEP_ID = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
+COMMAND = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,62}$"
 MAX_STEPS = 200
 
 
@@ -76,6 +77,12 @@ class PlanSpec(BaseModel):
     on_failure: Literal["pause", "fail"] = "pause"
     # Four-eyes: the requester may not approve (or continue) their own run.
     four_eyes: bool = False
+    # Commands a model may run in this plan's steps (a ``code`` step's ``run`` tool)
+    # besides the global allowlist (ours plus FIRSTMATE_COMMAND_ALLOWLIST). A playbook
+    # sets it; the planner never does.
+    allowlist: list[Annotated[str, Field(pattern=COMMAND)]] = Field(
+        default_factory=list, max_length=200
+    )
 
     def step(self, step_id: str) -> StepSpec:
         for s in self.steps:

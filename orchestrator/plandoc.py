@@ -24,6 +24,9 @@ def render_markdown(plan: PlanSpec, inputs: Mapping[str, object] | None = None) 
         lines += [plan.description, ""]
     if plan.approvers:
         lines += [f"Approvers: {', '.join(plan.approvers)}", ""]
+    if plan.allowlist:
+        allowed = ", ".join(f"`{x}`" for x in plan.allowlist)
+        lines += [f"A model may also run: {allowed}", ""]
     lines += _inputs_section(plan, inputs)
     policy = "pauses the run for a decision" if plan.on_failure == "pause" else "fails the run"
     lines += ["## Steps", ""]

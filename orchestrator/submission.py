@@ -181,6 +181,8 @@ class Submission:
         if approve:
             move_run(s, run, RunState.AWAITING_APPROVAL)
             prompt = f"Run {plan.name or 'plan'} ({len(plan.steps)} steps)?"
+            if plan.allowlist:  # what approving lets a model run, said where it is approved
+                prompt += f" A model may also run: {', '.join(plan.allowlist)}."
             open_checkpoint(s, run, None, "plan", prompt)
         else:
             move_run(s, run, RunState.RUNNING, reason="plan approved with the request")

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from orchestrator.allowlist import OPAQUE
 from orchestrator.errors import Issue
 from orchestrator.kinds import KINDS, built_kinds
-from orchestrator.plan import SLUG, STEP_ID, InputSpec, PlanSpec, RetrySpec, StepSpec
+from orchestrator.plan import COMMAND, SLUG, STEP_ID, InputSpec, PlanSpec, RetrySpec, StepSpec
 from orchestrator.templating import Reference, bad_expressions, has_template, references
 
 __all__ = [
@@ -69,10 +70,21 @@ class Draft:
 
 def shape(data: Mapping[object, object], draft: Draft) -> tuple[PlanSpec | None, list[Issue]]:
     """The plan when ``data`` is well shaped, else None and pydantic's errors as issues."""
+    issues = list(_opaque_issues(data.get("allowlist"), draft))
     try:
-        return PlanSpec.model_validate(dict(data)), []
+        plan = PlanSpec.model_validate(dict(data))
     except ValidationError as exc:
-        return None, [_shape_issue(err, draft) for err in exc.errors()]
+        return None, [*(_shape_issue(err, draft) for err in exc.errors()), *issues]
+    return plan, issues
+
+
+def _opaque_issues(allowlist: object, draft: Draft) -> Iterator[Issue]:
+    if not isinstance(allowlist, list):
+        return
+    for i, name in enumerate(allowlist):
+        if name in OPAQUE:
+            why = f"{name!r} runs whatever it is given, so allowing it would allow every"
+            yield draft.issue(None, f"allowlist.{i}", f"{why} command; name those instead")
 
 
 def _shape_issue(err: ErrorDetails, draft: Draft) -> Issue:
@@ -132,6 +144,8 @@ _TYPES = {
 _PATTERNS = {
     STEP_ID: "must start with a letter or _ and hold only letters, digits, _ and - "
     "(at most 63 characters)",
+    COMMAND: "must be a command's name: letters, digits, _ . + and -, no spaces or"
+    " paths (at most 63 characters)",
     SLUG: "must be a slug: lowercase letters, digits, _ and -, starting with a letter or "
     "digit (at most 63 characters)",
 }

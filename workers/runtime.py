@@ -115,7 +115,8 @@ class Runtime:
             return self._screener
 
     def allowlist(self) -> Allowlist:
-        """The commands an LLM-planned shell step may run without its own approval."""
+        """The commands an LLM-planned shell step (or a coder's ``run`` tool) may run
+        without its own approval: ours plus FIRSTMATE_COMMAND_ALLOWLIST."""
         return Allowlist.from_setting(self.settings.command_allowlist)
 
     def close(self, *, keep_redis: bool = False) -> None:

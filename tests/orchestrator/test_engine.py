@@ -100,6 +100,16 @@ DIAMOND = {
 }
 
 
+def test_a_playbook_allowlist_is_named_at_approval_and_reaches_every_step(h: Harness) -> None:
+    run_id = h.engine.submit(h.plan({**DIAMOND, "allowlist": ["make", "npm"]}))
+    [cp] = h.checkpoints(run_id)
+    assert cp.prompt == "Run diamond (4 steps)? A model may also run: make, npm."
+    h.engine.decide(cp.id, "approve", by="alice")
+    seen: list[tuple[str, ...]] = []
+    h.work(lambda ticket: seen.append(ticket.allowlist) or ok(ticket))
+    assert seen == [("make", "npm")] * 4 and h.run(run_id).status == "succeeded"
+
+
 def test_a_plan_waits_for_approval_then_runs_the_diamond_in_order(h: Harness) -> None:
     run_id = h.engine.submit(h.plan(DIAMOND))
     assert h.run(run_id).status == "awaiting_approval"

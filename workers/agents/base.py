@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any, Protocol
 
+from orchestrator.allowlist import Allowlist
 from orchestrator.catalog import Catalog
 from orchestrator.engine import Engine
 from orchestrator.outcome import StepOutcome, StepTicket
@@ -27,6 +28,9 @@ class Services(Protocol):
 
     def screener(self) -> Screener:
         """What screens every text before it reaches a model."""
+
+    def allowlist(self) -> Allowlist:
+        """The commands a model may run (ours plus FIRSTMATE_COMMAND_ALLOWLIST)."""
 
 
 class Agent(Protocol):

@@ -96,10 +96,11 @@ class _Loop:
 
     def __post_init__(self) -> None:
         deadline = self.started + self.ticket.timeout_s * (1 - VERIFY_SHARE)
-        self.bench = Workbench(self.box, deadline)
+        allowed = self.services.allowlist().extended(self.ticket.allowlist)
+        self.bench = Workbench(self.box, deadline, allowed)
         self.screener: Screener = self.services.screener()
         self.system = system_prompt()
-        task = brief(self.inputs.task, self.ticket.workspace, self.tests)
+        task = brief(self.inputs.task, self.ticket.workspace, self.tests, allowed)
         self.messages.append(Message("user", self._screened(task)))
 
     def work(self) -> CodeResult:

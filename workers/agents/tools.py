@@ -3,8 +3,10 @@ out in the step's sandbox on its copy of the workspace.
 
 The model is not trusted. A path must stay inside ``/workspace`` after every symlink is
 resolved (in the sandbox, where the links live), and nothing is written into ``.git``,
-whose hooks and config git runs. A command runs in the sandbox (no network, limits, a
-timeout per command and the step's deadline). Every answer is capped before it goes
+whose hooks and config git runs. A command runs only if everything it runs is in the
+command allowlist (ours, FIRSTMATE_COMMAND_ALLOWLIST and the playbook's ``allowlist:``),
+and then in the sandbox (no network, limits, a timeout per command and the step's
+deadline). Every answer is capped before it goes
 back to the model; a refusal is an answer too (the model may try something else) and
 is reported in the step's outputs and events.
 """
@@ -16,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.allowlist import Allowlist, listed
 from orchestrator.providers.base import Tool, ToolCall
 from sandbox import Sandbox, SandboxError
 
@@ -76,6 +79,7 @@ class Workbench:
 
     box: Sandbox
     deadline: float
+    allowlist: Allowlist = field(default_factory=Allowlist)
     written: set[str] = field(default_factory=set)
     refusals: list[dict[str, str]] = field(default_factory=list)
 
@@ -157,6 +161,13 @@ class Workbench:
     def run(self, command: str) -> Answer:
         if not command.strip():
             raise Refused("an empty command")
+        outside = self.allowlist.outside(command)
+        if outside:
+            raise Refused(
+                f"outside the command allowlist: {listed(outside)} (a person adds commands"
+                " with FIRSTMATE_COMMAND_ALLOWLIST or the playbook's allowlist:); use the"
+                " other tools or allowed commands"
+            )
         result = self.box.exec(command, env=_RUN_ENV, timeout=self._seconds(COMMAND_TIMEOUT_S))
         output = result.stdout + (f"\n[stderr]\n{result.stderr}" if result.stderr else "")
         if result.timed_out:
