@@ -8,6 +8,8 @@ labelled value, precision per redaction; both are printed overall and per kind.
 recall over the injections, FPR over the benign texts, precision over the flagged.
 The learned model was fitted on that corpus, so the benchmark also cross-validates it
 (5 folds, each scored by a model fitted without it), the corpus figure it has not seen.
+The corpus is also scored in disguise: every text written in full-width forms, and
+with every third letter that has a Cyrillic look-alike swapped for it (``DISGUISES``).
 Every ``tests/data/injection_holdout*.jsonl`` is scored the same way, each on its own:
 those are written apart from the detector and never used to tune it, so only their
 figures are reported, never their texts (not even with ``--json``).
@@ -176,6 +178,21 @@ def injection_scores(rows: Sequence[dict[str, object]], screener: Screener) -> I
     )
 
 
+def full_width(text: str) -> str:
+    """``text`` in full-width forms (U+FF01-FF5E, U+3000 for a space)."""
+    return "".join(_WIDE.get(c, c) for c in text)
+
+
+def look_alikes(text: str) -> str:
+    """``text`` with every third letter that has a Cyrillic look-alike swapped for it."""
+    return "".join(_CYRILLIC.get(c, c) if i % 3 == 0 else c for i, c in enumerate(text))
+
+
+_WIDE = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)} | {" ": "\u3000"}
+_CYRILLIC = dict(zip("aeopcxys", "\u0430\u0435\u043e\u0440\u0441\u0445\u0443\u0455", strict=True))
+DISGUISES: dict[str, Callable[[str], str]] = {"full-width": full_width, "look-alikes": look_alikes}
+
+
 def texts_1kb(
     pii: Sequence[dict[str, object]], injection: Sequence[dict[str, object]], n: int
 ) -> list[str]:
@@ -244,6 +261,7 @@ class Result:
     speed: Speed
     held_out: dict[str, InjectionScore] = field(default_factory=dict)
     cross_validated: tuple[float, float] = (0.0, 0.0)  # recall, FPR
+    disguised: dict[str, InjectionScore] = field(default_factory=dict)
 
     def measured(self) -> dict[str, float]:
         """The value behind each target in ``TARGETS``."""
@@ -278,6 +296,10 @@ class Result:
             "injection_cross_validated": dict(
                 zip(("recall", "fpr"), self.cross_validated, strict=True)
             ),
+            "injection_disguised": {
+                name: {"recall": h.recall, "precision": h.precision, "fpr": h.fpr}
+                for name, h in self.disguised.items()
+            },
             "injection_held_out": {
                 name: {"recall": h.recall, "precision": h.precision, "fpr": h.fpr}
                 for name, h in self.held_out.items()
@@ -312,12 +334,19 @@ def run(rounds: int, n: int) -> Result:
         path.name: injection_scores(load(path.name), screener)
         for path in sorted(DATA.glob("injection_holdout*.jsonl"))
     }
+    disguised = {
+        name: injection_scores(
+            [{**r, "text": disguise(str(r["text"]))} for r in injection], screener
+        )
+        for name, disguise in DISGUISES.items()
+    }
     return Result(
         pii_scores(pii, screener),
         injection_scores(injection, screener),
         speed,
         held_out,
         cross_validated(injection),
+        disguised,
     )
 
 
@@ -345,6 +374,11 @@ def report(result: Result) -> None:
         print(f"  missed: {text[:100]!r}")
     for text in inj.false_alarms:
         print(f"  false alarm: {text[:100]!r}")
+    for name, hidden in result.disguised.items():
+        print(
+            f"  in disguise ({name}): recall {hidden.recall:.3f}"
+            f"  precision {hidden.precision:.3f}  FPR {hidden.fpr:.3f}"
+        )
     for name, held in result.held_out.items():
         # Written apart from the detector and never used to tune it: the honest figure
         # for texts the signals were not shaped on (the corpus above was seen while

@@ -7,7 +7,10 @@ character for one, so offsets in ``low`` and ``norm`` line up.
 
 Zero-width characters are dropped first, so ``i\u200bgnore`` reads as ``ignore``: the
 views of such a text do not line up with the text itself. Curly quotes, dashes and a
-few other typographic characters become their ASCII look-alikes, one for one.
+few other typographic characters become their ASCII look-alikes, one for one, and so
+do full-width forms (``ｉｇｎｏｒｅ``). In a word that mixes Latin letters with Cyrillic or
+Greek ones that look the same (``іgnоrе``), or is made of such look-alikes only, those
+become the Latin letters; a Russian or Greek word keeps its letters.
 """
 
 from __future__ import annotations
@@ -36,6 +39,21 @@ _TYPOGRAPHIC = (
     ("\u2192", ">"),
     ("\u00d7", "x"),
 )
+# Full-width forms (U+FF01-FF5E) are ASCII 0x21-0x7E shifted; U+3000 is a full-width space.
+_FULL_WIDTH = {0xFF01 + i: 0x21 + i for i in range(0x5E)} | {0x3000: 0x20}
+# Lowercase Cyrillic and Greek letters drawn like a Latin one (after ``lower()``).
+_LOOKALIKES = {
+    "\u0430": "a", "\u0435": "e", "\u043e": "o", "\u0440": "p", "\u0441": "c",
+    "\u0443": "y", "\u0445": "x", "\u0456": "i", "\u0458": "j", "\u0455": "s",
+    "\u04bb": "h", "\u0501": "d", "\u051b": "q", "\u051d": "w", "\u04cf": "l",
+    "\u043a": "k", "\u0475": "v", "\u03b1": "a", "\u03bf": "o", "\u03bd": "v",
+    "\u03b9": "i", "\u03ba": "k", "\u03c1": "p", "\u03c5": "u", "\u03c7": "x",
+    "\u03b5": "e", "\u0131": "i", "\u0261": "g",
+}  # fmt: skip
+_LATIN = str.maketrans(_LOOKALIKES)
+# One search says whether a text has either (most have neither).
+_DISGUISED = re.compile(f"[\uff01-\uff5e\u3000{''.join(_LOOKALIKES)}]")
+_LOOKALIKE_WORD = re.compile(f"(?<!\\w)\\w*?[{''.join(_LOOKALIKES)}]\\w*")
 _SYMBOL = re.compile(r"[^\x00-\x7f](?<!\w)|[\n\t\r'\"`(\[{<*#\-/|>\\=]")
 
 
@@ -70,4 +88,16 @@ def views(text: str) -> Views:
         for ch, ascii in _TYPOGRAPHIC:
             if ch in low:
                 low = low.replace(ch, ascii)
+        if _DISGUISED.search(low):
+            low = _LOOKALIKE_WORD.sub(_latin, low.translate(_FULL_WIDTH))
     return Views(low)
+
+
+def _latin(word: re.Match[str]) -> str:
+    """A word with its look-alike letters made Latin, when it mixes them with Latin
+    letters or has no other letters (a word of its own script is left alone)."""
+    text = word.group()
+    mixed = any("a" <= ch <= "z" for ch in text)
+    if mixed or all(ch in _LOOKALIKES or not ch.isalpha() for ch in text):
+        return text.translate(_LATIN)
+    return text
