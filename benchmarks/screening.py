@@ -9,7 +9,8 @@ recall over the injections, FPR over the benign texts, precision over the flagge
 The learned model was fitted on that corpus, so the benchmark also cross-validates it
 (5 folds, each scored by a model fitted without it), the corpus figure it has not seen.
 The corpus is also scored in disguise: every text written in full-width forms, and
-with every third letter that has a Cyrillic look-alike swapped for it (``DISGUISES``).
+with a third of its letters that have a Cyrillic look-alike (small or capital) swapped
+for it (``DISGUISES``).
 Every ``tests/data/injection_holdout*.jsonl`` is scored the same way, each on its own:
 those are written apart from the detector and never used to tune it, so only their
 figures are reported, never their texts (not even with ``--json``).
@@ -184,12 +185,19 @@ def full_width(text: str) -> str:
 
 
 def look_alikes(text: str) -> str:
-    """``text`` with every third letter that has a Cyrillic look-alike swapped for it."""
+    """``text`` with each of its letters that has a Cyrillic look-alike swapped for it
+    when it stands at a position divisible by three (about a third of them)."""
     return "".join(_CYRILLIC.get(c, c) if i % 3 == 0 else c for i, c in enumerate(text))
 
 
 _WIDE = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)} | {" ": "\u3000"}
-_CYRILLIC = dict(zip("aeopcxys", "\u0430\u0435\u043e\u0440\u0441\u0445\u0443\u0455", strict=True))
+_CYRILLIC = dict(
+    zip(
+        "aeopcxysAEOPCXTHM",
+        "\u0430\u0435\u043e\u0440\u0441\u0445\u0443\u0455\u0410\u0415\u041e\u0420\u0421\u0425\u0422\u041d\u041c",
+        strict=True,
+    )
+)
 DISGUISES: dict[str, Callable[[str], str]] = {"full-width": full_width, "look-alikes": look_alikes}
 
 

@@ -2,20 +2,24 @@
 
 Commands a model plans are not trusted. Each command a step would run (a ``shell``
 step's ``command``, a ``test`` step's ``command``, a ``code`` step's ``tests``) is named
-(every segment of a pipeline or list, past ``VAR=value`` prefixes, by its basename);
-one outside the allowlist, or a construct that hides what runs (``$(…)``, backquotes,
-``eval``), marks the step as needing an explicit approval that names it.
+(every simple command of a pipeline or list, as ``shellsplit`` reads it); one outside
+the allowlist, or a construct that hides what runs (``$(…)``, backquotes, ``eval``,
+``xargs``, ``PATH=…``), marks the step as needing an explicit approval that names it.
+
+The allowlist names programs; it does not read their arguments. An allowed program
+that can run others (``python3 -c``, ``find -exec``, ``awk``'s ``system()``, ``git``'s
+aliases) can run anything, so the sandbox, not this list, is what contains a command.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from orchestrator.kinds import SHELL_FIELDS
 from orchestrator.plan import PlanSpec, StepSpec
+from orchestrator.shellsplit import Unreadable, command_name, segments
 
 # Read-only or workspace-local tools (a sandbox has no network and only the workspace
 # is writable; this list is about what a person would want to see before it runs).
@@ -72,11 +76,19 @@ DEFAULT_ALLOWED = frozenset(
         "git",
     )
 )
-_SEPARATORS = frozenset("|;&\n()")  # of simple commands, outside quotes
-_HIDDEN = (("$(", "command substitution $(…)"), ("`", "command substitution `…`"))
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-# Commands that run whatever they are given: never allowed, so always named.
-OPAQUE = frozenset({"eval", "exec", "source", ".", "sh", "bash", "dash", "zsh", "env"})
+_HIDDEN = (
+    ("$(", "command substitution $(…)"),
+    ("`", "command substitution `…`"),
+    ("$'", "bash quoting $'…'"),
+)
+# Commands that run whatever they are given (another command, a script they read):
+# never allowed, so always named.
+OPAQUE = frozenset(
+    {"eval", "exec", "source", ".", "sh", "bash", "dash", "zsh", "ksh", "env", "xargs"}
+    | {"timeout", "nice", "nohup", "time", "command", "builtin", "busybox", "stdbuf"}
+    | {"setsid", "sudo", "su", "doas", "chroot", "unshare", "nsenter", "watch", "strace"}
+    | {"alias", "trap", "function"}
+)
 
 
 @dataclass(frozen=True)
@@ -101,11 +113,13 @@ class Allowlist:
     def outside(self, command: str) -> list[str]:
         """What in ``command`` is not allowed (empty: all of it is), in order, once each."""
         found: list[str] = [why for token, why in _HIDDEN if token in command]
-        for segment in _segments(command):
-            name = _command_name(segment)
-            if name is None:
-                continue
-            if name in OPAQUE or name not in self.allowed:
+        try:
+            simple = segments(command)
+        except Unreadable as exc:
+            return [*found, str(exc)]
+        for segment in simple:
+            name = command_name(segment)
+            if name is not None and (name in OPAQUE or name not in self.allowed):
                 found.append(name)
         return list(dict.fromkeys(found))
 
@@ -130,109 +144,4 @@ class Allowlist:
 
 def listed(found: Iterable[str]) -> str:
     """What ``outside`` found, for people: commands in backquotes, constructs in words."""
-    hidden = {why for _, why in _HIDDEN}
-    return ", ".join(x if x in hidden else f"`{x}`" for x in found)
-
-
-def _segments(command: str) -> list[str]:
-    """The simple commands of ``command``: split at ``| || & && ; ( )`` and newlines,
-    except inside quotes or after a backslash (``python3 -c "a; b"`` is one command);
-    the bodies of here-documents are data, not commands."""
-    segments: list[str] = []
-    current: list[str] = []
-    quote, escaped, pending, depth = "", False, [], 0
-    i = 0
-    while i < len(command):
-        char = command[i]
-        if escaped:
-            escaped = False
-        elif char == "\\" and quote != "'":
-            escaped = True
-        elif quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif command.startswith("<<", i) and not command.startswith("<<<", i):
-            delimiter, tabs, i = _heredoc(command, i)
-            pending.append((delimiter, tabs))
-            current.append("<<")
-            continue
-        elif (char == "(" and current[-1:] == ["$"]) or (char == ")" and depth):
-            depth += 1 if char == "(" else -1  # $( … ) is named as hidden, not split
-        elif char in _SEPARATORS:
-            segments.append("".join(current))
-            current = []
-            i += 1
-            if char == "\n" and pending:
-                i, pending = _after_bodies(command, i, pending), []
-            continue
-        current.append(char)
-        i += 1
-    segments.append("".join(current))
-    return segments
-
-
-def _heredoc(command: str, at: int) -> tuple[str, bool, int]:
-    """The here-document at ``<<``: its delimiter as the shell reads it (quotes and
-    backslashes removed), whether ``<<-`` strips tabs, and where its word ends."""
-    i = at + 2
-    tabs = command.startswith("-", i)
-    i += tabs
-    while i < len(command) and command[i] in " \t":
-        i += 1
-    word: list[str] = []
-    quote = ""
-    while i < len(command):
-        char = command[i]
-        if quote:
-            if char == quote:
-                quote = ""
-            else:
-                word.append(char)
-        elif char in "'\"":
-            quote = char
-        elif char == "\\" and i + 1 < len(command):
-            i += 1
-            word.append(command[i])
-        elif char.isspace() or char in "|;&<>()":
-            break
-        else:
-            word.append(char)
-        i += 1
-    return "".join(word), tabs, i
-
-
-def _after_bodies(command: str, start: int, pending: list[tuple[str, bool]]) -> int:
-    """Where the commands go on after the here-document bodies that begin at ``start``;
-    ``start`` itself when a body never ends (its lines are then read as commands, which
-    can only name more than the shell runs, never less)."""
-    at = start
-    for delimiter, tabs in pending:
-        while True:
-            if at >= len(command) or not delimiter:
-                return start
-            end = command.find("\n", at)
-            end = len(command) if end < 0 else end
-            line = command[at:end]
-            at = end + 1
-            if (line.lstrip("\t") if tabs else line) == delimiter:
-                break
-    return min(at, len(command))
-
-
-def _command_name(segment: str) -> str | None:
-    """The command a simple command runs (its basename), past redirections and
-    variable assignments; None for an empty segment."""
-    try:
-        words = shlex.split(segment, comments=True)
-    except ValueError:  # unbalanced quotes: let the whole segment be named
-        return segment.strip().split(" ", 1)[0] or None
-    for word in words:
-        if _ASSIGNMENT.match(word) or word in ("!", "{", "}", "then", "do", "else"):
-            continue
-        if word[:1] in "<>" or word[:2] in ("2>", "1>", "&>"):
-            continue
-        if word.startswith(("$(", "`")):  # already named: it hides what runs
-            return None
-        return word.rsplit("/", 1)[-1]
-    return None
+    return ", ".join(x if " " in x else f"`{x}`" for x in found)

@@ -9,8 +9,9 @@ Zero-width characters are dropped first, so ``i\u200bgnore`` reads as ``ignore``
 views of such a text do not line up with the text itself. Curly quotes, dashes and a
 few other typographic characters become their ASCII look-alikes, one for one, and so
 do full-width forms (``ｉｇｎｏｒｅ``). In a word that mixes Latin letters with Cyrillic or
-Greek ones that look the same (``іgnоrе``), or is made of such look-alikes only, those
-become the Latin letters; a Russian or Greek word keeps its letters.
+Greek ones that look the same (``іgnоrе``, ``IGΝORE``), or is made of such look-alikes
+only (``а``, ``και``), those become the Latin letters; a word that has letters of its
+own script with no Latin look-alike (most Russian or Greek words) keeps them all.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ _TYPOGRAPHIC = (
 )
 # Full-width forms (U+FF01-FF5E) are ASCII 0x21-0x7E shifted; U+3000 is a full-width space.
 _FULL_WIDTH = {0xFF01 + i: 0x21 + i for i in range(0x5E)} | {0x3000: 0x20}
-# Lowercase Cyrillic and Greek letters drawn like a Latin one (after ``lower()``).
+# Cyrillic and Greek letters drawn like a Latin one; read before lowering, since a
+# capital Greek Ν is an N where its small ν is a v.
 _LOOKALIKES = {
     "\u0430": "a", "\u0435": "e", "\u043e": "o", "\u0440": "p", "\u0441": "c",
     "\u0443": "y", "\u0445": "x", "\u0456": "i", "\u0458": "j", "\u0455": "s",
@@ -49,6 +51,12 @@ _LOOKALIKES = {
     "\u043a": "k", "\u0475": "v", "\u03b1": "a", "\u03bf": "o", "\u03bd": "v",
     "\u03b9": "i", "\u03ba": "k", "\u03c1": "p", "\u03c5": "u", "\u03c7": "x",
     "\u03b5": "e", "\u0131": "i", "\u0261": "g",
+    "\u0410": "A", "\u0412": "B", "\u0415": "E", "\u041a": "K", "\u041c": "M",
+    "\u041d": "H", "\u041e": "O", "\u0420": "P", "\u0421": "C", "\u0422": "T",
+    "\u0425": "X", "\u0423": "Y", "\u0406": "I", "\u0408": "J", "\u0405": "S",
+    "\u0391": "A", "\u0392": "B", "\u0395": "E", "\u0396": "Z", "\u0397": "H",
+    "\u0399": "I", "\u039a": "K", "\u039c": "M", "\u039d": "N", "\u039f": "O",
+    "\u03a1": "P", "\u03a4": "T", "\u03a5": "Y", "\u03a7": "X",
 }  # fmt: skip
 _LATIN = str.maketrans(_LOOKALIKES)
 # One search says whether a text has either (most have neither).
@@ -80,6 +88,8 @@ class Views:
 
 def views(text: str) -> Views:
     """The views of ``text`` (see the module docstring)."""
+    if not text.isascii() and _DISGUISED.search(text):
+        text = _LOOKALIKE_WORD.sub(_latin, text.translate(_FULL_WIDTH))
     low = " " + text.lower()
     if not low.isascii():
         for ch in _ZERO_WIDTH:
@@ -88,16 +98,15 @@ def views(text: str) -> Views:
         for ch, ascii in _TYPOGRAPHIC:
             if ch in low:
                 low = low.replace(ch, ascii)
-        if _DISGUISED.search(low):
-            low = _LOOKALIKE_WORD.sub(_latin, low.translate(_FULL_WIDTH))
     return Views(low)
 
 
 def _latin(word: re.Match[str]) -> str:
     """A word with its look-alike letters made Latin, when it mixes them with Latin
-    letters or has no other letters (a word of its own script is left alone)."""
+    letters or has no other letters (a word with letters of its own script that look
+    like no Latin one is left alone)."""
     text = word.group()
-    mixed = any("a" <= ch <= "z" for ch in text)
+    mixed = any(ch.isascii() and ch.isalpha() for ch in text)
     if mixed or all(ch in _LOOKALIKES or not ch.isalpha() for ch in text):
         return text.translate(_LATIN)
     return text

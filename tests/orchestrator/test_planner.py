@@ -131,7 +131,7 @@ def test_each_call_is_reported_and_a_spent_budget_stops_planning() -> None:
         ("echo $(cat /etc/passwd)", ["command substitution $(…)"]),
         ("/usr/bin/wget x; ls", ["wget"]),
         ("eval 'ls'", ["eval"]),
-        ("echo 'unbalanced", []),
+        ("echo 'unbalanced", ["a quote left open"]),
         # Separators inside quotes or escaped do not split a command.
         ('python3 -c "import os; os.getcwd()" && rm -f a', ["rm"]),
         ("echo 'a|b' | curl x", ["curl"]),
@@ -141,11 +141,31 @@ def test_each_call_is_reported_and_a_spent_budget_stops_planning() -> None:
         ("cat <<'PY' > f.py\nimport os\nPY\nnpm test", ["npm"]),
         ("cat <<-EOF\n\trm x\n\tEOF\nls", []),
         ("cat <<A <<B\nrm\nA\nrm\nB\nmake", ["make"]),
-        ('cat <<E"OF"\nrm\nE\nmake\nEOF\ncurl', ["curl"]),  # the shell's delimiter: EOF
+        ('cat <<E"OF"\nrm\nEOF\ncurl', ["rm", "EOF", "curl"]),  # not a plain word: read all
         # A quoted "<<" is no here-document, and a body that never ends hides nothing.
         ('echo "<<X"\nrm -rf calc\nX', ["rm", "X"]),
         ("cat <<EOF\nrm -rf calc", ["rm"]),
-        ("cat <<<x\nrm", ["rm"]),
+        ("cat <<<true\nrm -rf x\ntrue", ["rm"]),  # a here-string has no body
+        # Delimiters the shell reads otherwise are not trusted to end a body.
+        ('cat <<"E\\\\F"\nE\\F\nrm -rf x\nE\\\\F', ["EF", "rm", "E\\F"]),
+        ("cat <<EOF\r\nx\nEOF\r\nrm -rf x\nEOF", ["x", "EOF", "rm"]),
+        ("echo ${x:-<<E }\nrm -rf x\nE", ["rm", "E"]),
+        ('echo ${x:-"}"} ; rm -rf x ; echo "', ["a quote inside ${…}"]),
+        # Comments are dropped whole, whatever they hold.
+        ("ls # it's\nrm -rf x", ["rm"]),
+        ("ls # <<EOF\nrm -rf x\nEOF", ["rm", "EOF"]),
+        ("ls a\\ #b; rm -rf x", ["rm"]),  # an escaped space starts no comment
+        ("grep -c 'a;b' f && echo ok # done; rm", []),
+        # A redirection's target is not the program; a workspace path is named whole.
+        ("> ls rm -rf x", ["rm"]),
+        ("2> cat rm -rf x", ["rm"]),
+        ("rm>./ls -rf x", ["rm"]),
+        ("ls 2>/dev/null | sort >out.txt", []),
+        ("./pytest -q", ["./pytest"]),
+        ("/usr/bin/ls -la", []),
+        ("PATH=. ls", ["PATH=…"]),
+        ("xargs rm < list", ["xargs"]),
+        ("if rm -rf x; then ls; fi", ["rm"]),
     ],
 )
 def test_the_allowlist_names_what_a_command_runs_outside_it(
