@@ -26,8 +26,9 @@ _DELIMITER = re.compile(r"""(?:([\w.-]+)|'([\w.-]+)'|"([\w.-]+)"|\\([\w.-]+))"""
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
 _REDIRECTION = re.compile(r"^\d*(?:>>|>&|>\||<>|<&|>|<)")  # a word that starts with one
 _BARE_REDIRECTION = re.compile(r"^\d*(?:>>|>&|>\||<>|<&|>|<)$")  # its target: the next word
-_KEYWORDS = frozenset({"!", "{", "}", "if", "then", "elif", "else", "fi", "while", "until"})
-_KEYWORDS |= {"do", "done", "esac"}
+_KEYWORDS = frozenset(
+    {"!", "{", "}", "if", "then", "elif", "else", "fi", "while", "until", "do", "done", "esac"}
+)
 _BIN_DIRS = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/sbin/")
 # Variables that change which program runs, or what it loads: named when assigned.
 LOADER_VARIABLES = frozenset({"PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "IFS"})

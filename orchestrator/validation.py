@@ -79,6 +79,8 @@ def shape(data: Mapping[object, object], draft: Draft) -> tuple[PlanSpec | None,
 
 
 def _opaque_issues(allowlist: object, draft: Draft) -> Iterator[Issue]:
+    """A playbook's ``allowlist:`` entries that would allow every command (``sh``,
+    ``xargs``…); read from the raw document, so they are reported with shape errors."""
     if not isinstance(allowlist, list):
         return
     for i, name in enumerate(allowlist):
