@@ -93,18 +93,15 @@ OPAQUE = frozenset(
 
 @dataclass(frozen=True)
 class Allowlist:
-    """The commands allowed: ours plus ``extra`` (FIRSTMATE_COMMAND_ALLOWLIST)."""
+    """The commands allowed: ours, plus any ``extended`` with (FIRSTMATE_COMMAND_ALLOWLIST,
+    a playbook's ``allowlist:``)."""
 
     allowed: frozenset[str] = DEFAULT_ALLOWED
 
     @classmethod
-    def with_extra(cls, extra: Iterable[str]) -> Allowlist:
-        return cls().extended(extra)
-
-    @classmethod
     def from_setting(cls, value: str) -> Allowlist:
-        """From the comma- or space-separated setting."""
-        return cls.with_extra(re.split(r"[,\s]+", value))
+        """Ours plus the comma- or space-separated setting."""
+        return cls().extended(re.split(r"[,\s]+", value))
 
     def extended(self, extra: Iterable[str]) -> Allowlist:
         """These commands plus ``extra`` (e.g. a playbook's ``allowlist:``)."""
