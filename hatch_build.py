@@ -1,4 +1,5 @@
-"""Builds the screening core's C extension (``orchestrator/injection/_words.c``).
+"""Builds the screening core's C extensions (``orchestrator/injection/_words.c``, the
+model's word weigher, and ``_wordseq.c``, the word-chain scanner).
 
 Run by hatchling for every wheel, the editable one ``uv sync`` installs included (the
 module is compiled next to its source, where an editable install imports it from), and
@@ -20,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-SOURCES = {"orchestrator/injection/_words": "orchestrator/injection/_words.c"}
+SOURCES = {
+    "orchestrator/injection/_words": "orchestrator/injection/_words.c",
+    "orchestrator/injection/_wordseq": "orchestrator/injection/_wordseq.c",
+}
 
 
 def build(root: Path = ROOT) -> list[Path]:

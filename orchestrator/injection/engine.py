@@ -1,8 +1,9 @@
 """The signal table compiled, and matched on a text's views.
 
-One RE2 pass over the lowered text (``prefilter``) says which signals may match; only
-those are run with ``re``, and only where RE2 says they may start, so a benign text
-usually runs no ``re`` pattern at all, however many signals there are.
+One pass over the word view's tokens (``wordseq``) says which word signals may match
+and where they may start; one RE2 pass over the lowered text (``prefilter``) says the
+same of the raw signals. Only those are run with ``re``, and only there, so a benign
+text usually runs no ``re`` pattern at all, however many signals there are.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from orchestrator.injection.prefilter import Prefilter, Scan
 from orchestrator.injection.superset import factors, literal_starts, superset
 from orchestrator.injection.table import Spec, Table
 from orchestrator.injection.views import Views
+from orchestrator.injection.wordseq import COMPILED, Chains, chains
 
 Found = dict[str, tuple[float, str]]  # reason -> (weight, reason quoting the words)
 
@@ -45,11 +47,13 @@ class Signal(NamedTuple):
 
 
 class Index(NamedTuple):
-    """The compiled table, and the RE2 prefilter over it: one pattern per signal, then
-    ``extra`` patterns (their indexes follow the signals')."""
+    """The compiled table: the word signals' chains, and the RE2 prefilter over the
+    rest (one pattern per signal, then ``extra`` patterns, whose indexes follow the
+    signals'; a chained signal is not in its set)."""
 
     signals: tuple[Signal, ...]
     prefilter: Prefilter
+    chains: Chains
 
 
 def word_pattern(source: str, macros: dict[str, str]) -> str:
@@ -73,12 +77,21 @@ def _signal(spec: Spec, table: Table) -> Signal:
     return Signal(spec.weight, why, spec.raw, pattern, tuple(starts) if starts else None)
 
 
-def build(table: Table, extra: tuple[str, ...] = ()) -> Index:
-    """Compile ``table``, and its prefilter (with the ``extra`` RE2 patterns)."""
+def build(table: Table, extra: tuple[str, ...] = (), *, chained: bool = COMPILED) -> Index:
+    """Compile ``table``, and its prefilter (with the ``extra`` RE2 patterns). The word
+    signals are found by their chains (``chained``: by default when the scanner is
+    compiled; in Python it is slower than RE2, which then finds them as it does the
+    raw ones)."""
     signals = tuple(_signal(spec, table) for spec in table.specs)
+    read = {i: chains(s.pattern) for i, s in enumerate(signals) if chained and not s.raw}
+    chained_signals = {i: c for i, c in read.items() if c}
     whole = [superset(s.pattern.pattern, word_view=not s.raw) for s in signals]
-    parts = [factors(s.pattern.pattern, word_view=not s.raw) for s in signals]
-    return Index(signals, Prefilter([*whole, *extra], [*parts, *([e] for e in extra)]))
+    parts = [
+        [] if i in chained_signals else factors(s.pattern.pattern, word_view=not s.raw)
+        for i, s in enumerate(signals)
+    ]
+    prefilter = Prefilter([*whole, *extra], [*parts, *([e] for e in extra)])
+    return Index(signals, prefilter, Chains(chained_signals))
 
 
 def match(v: Views, index: Index, scan: Scan) -> Found:
@@ -90,6 +103,10 @@ def match(v: Views, index: Index, scan: Scan) -> Found:
             break
         signal = index.signals[i]
         if (m := _first(signal, i, v, scan)) is not None:
+            hits.append((m.start(), m.group(), signal))
+    for i, places in index.chains.scan(v.norm).items():
+        signal = index.signals[i]
+        if (m := _first_at(signal, v, places)) is not None:
             hits.append((m.start(), m.group(), signal))
     found: Found = {}
     for start, _words, signal in sorted(hits, key=lambda h: h[0]):
@@ -111,6 +128,14 @@ def _first(signal: Signal, i: int, v: Views, scan: Scan) -> re.Match[str] | None
         if (m := _match(signal, v, text, at)) is not None:
             return m
         at = scan.next_start(i, at + 1)
+    return None
+
+
+def _first_at(signal: Signal, v: Views, places: list[int]) -> re.Match[str] | None:
+    """The first match of a word signal starting at one of ``places`` (in order)."""
+    for at in places:
+        if (m := _match(signal, v, v.norm, at)) is not None:
+            return m
     return None
 
 

@@ -199,15 +199,32 @@ def _corpus_texts() -> list[str]:
 
 
 def test_the_prefilter_never_hides_a_signal() -> None:
-    # The RE2 pass only says which signals to run; it must report every signal whose
-    # ``re`` pattern matches somewhere, or a match would go unseen.
-    index = engine.build(table.load())
+    # The RE2 pass and the word chains only say which signals to run, and where: every
+    # signal whose ``re`` pattern matches somewhere must be reported, and a word
+    # signal's places must hold every start of a match, or a match would go unseen
+    # (or another one be quoted).
+    index = engine.build(table.load(), chained=True)
+    assert index.chains.signals, "no word signal is read as chains"
     for text in _corpus_texts():
         v = views(text)
         candidates = set(index.prefilter.scan(v.low).candidates)
+        places = index.chains.scan(v.norm)
         for i, signal in enumerate(index.signals):
-            if signal.pattern.search(v.low if signal.raw else v.norm):
+            if i in index.chains.signals:
+                starts = _starts(signal.pattern, v.norm)
+                assert set(starts) <= set(places.get(i, ())), (signal.why, text)
+            elif signal.pattern.search(v.low if signal.raw else v.norm):
                 assert i in candidates, (signal.why, text)
+
+
+def _starts(pattern: re.Pattern[str], text: str) -> list[int]:
+    """Every place a match of ``pattern`` starts at in ``text``."""
+    out: list[int] = []
+    m = pattern.search(text)
+    while m is not None:
+        out.append(m.start())
+        m = pattern.search(text, m.start() + 1)
+    return out
 
 
 def test_the_pii_gates_never_hide_a_value() -> None:

@@ -1,0 +1,8 @@
+class Scanner:
+    def __init__(
+        self,
+        conds: list[tuple[str, bool]],
+        uses: list[list[tuple[int, int]]],
+        chains: list[tuple[int, tuple[int, ...], int]],
+    ) -> None: ...
+    def scan(self, norm: str) -> list[tuple[int, list[int]]]: ...

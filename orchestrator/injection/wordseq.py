@@ -1,0 +1,433 @@
+"""Word patterns read as chains of words, to find where they may match in one pass.
+
+A word pattern (``engine.word_pattern``) runs on the word view, where a match starts
+at a space and its literal words start tokens (a token is a run of characters that
+are not whitespace). ``chains`` reads a compiled pattern's top-level alternatives
+into ``Chain``\\ s: the words every match of the alternative has, in order (each one
+a set of ``Cond``: a token that is that word, or starts with it), how many tokens at
+most lie from one such word's token to the next (``gaps``), and how many tokens at
+most a match spans before its first word (``lead``). A chain is a superset: wherever
+the alternative matches, some tokens satisfy its chain; nothing is concluded from a
+lookaround, a word boundary or a character class.
+
+``Chains.scan`` runs every chain over a text's tokens at once (in C, ``_wordseq``,
+when it is compiled): a chain is found when each word's token follows the one before
+within its gap, which it checks keeping only the latest token each prefix of the
+chain was found at. For each signal found it gives where a match may start: before
+each token its first word was at, and up to ``lead`` tokens earlier. The engine then
+runs the real pattern only there, so a text with no chain runs no pattern at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser  # type: ignore[attr-defined]
+from typing import Any, NamedTuple
+
+try:
+    from orchestrator.injection import _wordseq
+except ImportError:  # not compiled (see hatch_build.py): ``_scan`` does the same
+    _wordseq = None  # type: ignore[assignment]
+
+COMPILED = _wordseq is not None  # whether ``Chains.scan`` runs in C
+
+FAR = 1 << 20  # a gap with no bound, in tokens
+_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None))
+_SMALL_CLASS = 6  # a class of at most this many literal characters is read as a branch
+_WAYS = 8
+# Words most texts have: a chain does without them (while it has another word).
+_COMMON: frozenset[str] = frozenset()
+
+
+class Cond(NamedTuple):
+    """A token that is ``text`` (``exact``), or that starts with it."""
+
+    text: str
+    exact: bool
+
+
+class Chain(NamedTuple):
+    """The words an alternative's every match has, in order; ``gaps[j]``: the most
+    tokens from word ``j - 1``'s to word ``j``'s (``gaps[0]`` is unused); ``lead``: the
+    most tokens from the match's first to word 0's."""
+
+    words: tuple[frozenset[Cond], ...]
+    gaps: tuple[int, ...]
+    lead: int
+
+
+@dataclass
+class _State:
+    """Where a walk through a pattern is: ``mode`` "start" (at a token's first
+    character, ``word`` the literal read of it so far, or None once it is not known)
+    or "gap" (anywhere). ``words``/``gaps`` are the chain so far; ``since``: the most
+    tokens crossed since the last word's token began (or the match began)."""
+
+    mode: str = "start"
+    word: str | None = ""
+    words: list[frozenset[Cond]] = field(default_factory=list)
+    gaps: list[int] = field(default_factory=list)
+    since: int = 0
+
+
+def chains(pattern: re.Pattern[str]) -> list[Chain] | None:
+    """The chains of a word pattern: one per way through its branches, as long as
+    there are few (then a branch's alternatives are read as one word, any of their
+    first ones); None when some way has no word to go by (or the pattern is not a word
+    pattern)."""
+    items = list(_parser.parse(pattern.pattern, pattern.flags & ~re.UNICODE).data)
+    if not items or items[0] != (sre.LITERAL, 32):
+        return None
+    items = items[1:]
+    if len(items) == 1 and items[0][0] is sre.SUBPATTERN and items[0][1][1:3] == (0, 0):
+        items = list(items[0][1][3].data)
+    tops = [list(a.data) for a in items[0][1][1]] if _branchy(items) else [items]
+    out: list[Chain] = []
+    for state in (s for top in tops for s in _walk(top, [_State()], None)):
+        _close(state, exact=False)
+        if not state.words:
+            return None
+        chain = _telling(Chain(tuple(state.words), (0, *state.gaps[1:]), state.gaps[0]))
+        if chain not in out:
+            out.append(chain)
+    return out
+
+
+def _telling(chain: Chain) -> Chain:
+    """``chain`` without its words that every text has (``_COMMON``), their tokens
+    added to the gaps around them, as long as some word is left."""
+    words, gaps, lead = list(chain.words), list(chain.gaps), chain.lead
+    common = [all(c.text in _COMMON for c in w) for w in words]
+    if all(common):
+        return chain
+    for j in reversed(range(len(words))):
+        if not common[j]:
+            continue
+        if j == 0:
+            lead += gaps[1]
+        elif j + 1 < len(words):
+            gaps[j + 1] = min(FAR, gaps[j] + gaps[j + 1])
+        del words[j], gaps[j]
+    gaps[0] = 0
+    return Chain(tuple(words), tuple(gaps), min(FAR, lead))
+
+
+def _walk(items: Sequence[tuple[Any, Any]], states: list[_State], follow: Any) -> list[_State]:
+    """Where ``states`` are after ``items``; ``follow``: the item after them, if known."""
+    for i, item in enumerate(items):
+        after = items[i + 1] if i + 1 < len(items) else follow
+        states = _step(item, states, after)
+    return states
+
+
+def _step(item: tuple[Any, Any], states: list[_State], follow: Any) -> list[_State]:
+    op, av = item
+    if op is sre.SUBPATTERN and not av[1] and not av[2]:
+        return _walk(list(av[3].data), states, follow)
+    alternatives = _alternatives(item)
+    if alternatives is not None:
+        # The one-word alternatives together are one word (any of them), losing
+        # nothing; each other one is a way of its own, while there are few ways.
+        words = [a for a in alternatives if _one_word(a, follow)]
+        rest = [a for a in alternatives if a not in words]
+        ways = [[_branch(words, _copy(s), follow)] for s in states if words]
+        ways += [_walk(a, [_copy(s)], follow) for s in states for a in rest]
+        if sum(map(len, ways)) <= _WAYS:
+            return [s for w in ways for s in w]
+        return [_branch(alternatives, s, follow) for s in states]
+    return [_one(item, s) for s in states]
+
+
+def _alternatives(item: tuple[Any, Any]) -> list[list[tuple[Any, Any]]] | None:
+    """The alternatives ``item`` is, when it is a branch (an optional piece, a small
+    class of characters), else None."""
+    op, av = item
+    if op is sre.BRANCH:
+        return [list(a.data) for a in av[1]]
+    if op is sre.IN and _small_class(av) and not _can_space(item):
+        return [[(sre.LITERAL, c)] for _, c in av]
+    if op in _REPEATS and (av[0], av[1]) == (0, 1) and not _whitespace(list(av[2].data)):
+        return [list(av[2].data), []]
+    return None
+
+
+def _branchy(items: list[tuple[Any, Any]]) -> bool:
+    return len(items) == 1 and items[0][0] is sre.BRANCH
+
+
+def _one_word(alternative: list[tuple[Any, Any]], follow: Any) -> bool:
+    """Whether an alternative is one word, with nothing before or after it."""
+    for end in _walk(alternative, [_State()], follow):
+        if end.mode == "start" and end.word:
+            _close(end, exact=_space_must(follow))
+        if len(end.words) != 1 or end.gaps[0] or end.since:
+            return False
+    return True
+
+
+def _copy(state: _State) -> _State:
+    return replace(state, words=list(state.words), gaps=list(state.gaps))
+
+
+def _one(item: tuple[Any, Any], state: _State) -> _State:
+    op, av = item
+    if op is sre.LITERAL and av == 32:
+        return _space(state, must=True)
+    if op is sre.LITERAL and not chr(av).isspace():
+        if state.mode == "start" and state.word is not None:
+            state.word += chr(av)
+        return state
+    if op is sre.AT or op in (sre.ASSERT, sre.ASSERT_NOT):
+        return state  # zero-width: nothing to go by, nothing to lose
+    if op in _REPEATS:
+        return _repeat(item, state)
+    return _opaque(item, state)
+
+
+def _repeat(item: tuple[Any, Any], state: _State) -> _State:
+    """A repeat: whitespace; or as many tokens crossed as its body crosses (from
+    inside a token, the most) times its most repeats, ending at a token's start when
+    the body does and must run."""
+    low, high, sub = item[1]
+    body = list(sub.data)
+    if _whitespace(body):
+        return _space(state, must=low > 0)
+    probes = _walk(body, [_State(word=None)], None)
+    crossed = max(sum(p.gaps) + p.since for p in probes)
+    if not crossed:
+        return _opaque(item, state)
+    at_start = state.mode == "start" and state.word == ""
+    _close(state, exact=False)
+    state.since = min(FAR, state.since + (FAR if high == sre.MAXREPEAT else high * crossed))
+    ends_at_start = all(p.mode == "start" and p.word == "" for p in probes)
+    if ends_at_start and (low > 0 or at_start):
+        state.mode, state.word = "start", ""
+    else:
+        state.mode, state.word = "gap", None
+    return state
+
+
+def _space(state: _State, *, must: bool) -> _State:
+    """A run of whitespace (``must``: at least one character of it)."""
+    if state.mode == "start" and state.word == "":
+        return state  # more of the same run
+    _close(state, exact=must)
+    state.since += 1
+    state.mode, state.word = ("start", "") if must else ("gap", None)
+    return state
+
+
+def _close(state: _State, *, exact: bool) -> None:
+    """The word being read ends here: the token is that word (``exact``: whitespace
+    follows), or starts with it."""
+    if state.mode == "start" and state.word:
+        state.words.append(frozenset({Cond(state.word, exact)}))
+        state.gaps.append(state.since)
+        state.since = 0
+    if state.mode == "start":
+        state.word = None
+
+
+def _opaque(item: tuple[Any, Any], state: _State) -> _State:
+    """Anything not read as words: it ends the word being read; if it can take
+    whitespace, it may cross as many tokens as it has characters."""
+    _close(state, exact=False)
+    if _can_space(item):
+        state.since = min(FAR, state.since + _width(item))
+        state.mode, state.word = "gap", None
+    return state
+
+
+def _branch(alternatives: list[list[tuple[Any, Any]]], state: _State, follow: Any) -> _State:
+    """Alternatives from one state, too many ways to follow each: their first words
+    as one word (any of them), then the most tokens any of them crosses after it."""
+    ends = []
+    for alternative in alternatives:
+        start = replace(state, words=[], gaps=[], since=0)
+        for end in _walk(alternative, [start], follow):
+            if end.mode == "start" and end.word:
+                _close(end, exact=_space_must(follow))
+            ends.append(end)
+    joined = _join(ends)
+    if all(e.words for e in ends):
+        word = frozenset().union(*(e.words[0] for e in ends))
+        state.words.append(word)
+        state.gaps.append(state.since + max(e.gaps[0] for e in ends))
+        state.since = max(min(FAR, sum(e.gaps[1:]) + e.since) for e in ends)
+    else:
+        _close(state, exact=False)
+        state.since = min(FAR, state.since + max(sum(e.gaps) + e.since for e in ends))
+    state.mode, state.word = joined
+    return state
+
+
+def _join(ends: list[_State]) -> tuple[str, str | None]:
+    """Where alternatives that ended in ``ends`` leave a walk: at a token's start if
+    all of them do, else anywhere."""
+    if all(e.mode == "start" and e.word == "" for e in ends):
+        return "start", ""
+    return "gap", None
+
+
+def _space_must(item: Any) -> bool:
+    """Whether ``item`` is whitespace that has at least one character."""
+    if item is None:
+        return False
+    op, av = item
+    if op is sre.LITERAL:
+        return bool(chr(av).isspace())
+    return op in _REPEATS and av[0] > 0 and _whitespace(list(av[2].data))
+
+
+def _whitespace(items: list[tuple[Any, Any]]) -> bool:
+    """Whether ``items`` is one whitespace character (a space, or ``\\s``)."""
+    if len(items) != 1:
+        return False
+    op, av = items[0]
+    if op is sre.LITERAL:
+        return bool(chr(av).isspace())
+    return op is sre.IN and av == [(sre.CATEGORY, sre.CATEGORY_SPACE)]
+
+
+def _small_class(av: list[tuple[Any, Any]]) -> bool:
+    return len(av) <= _SMALL_CLASS and all(op is sre.LITERAL for op, _ in av)
+
+
+def _width(item: tuple[Any, Any]) -> int:
+    """The most characters ``item`` matches (``FAR`` when unbounded)."""
+    _low, high = _parser.SubPattern(_parser.State(), [item]).getwidth()
+    return min(FAR, int(high))
+
+
+def _can_space(item: tuple[Any, Any]) -> bool:
+    """Whether some whitespace character can be part of a match of ``item``."""
+    probe = re.compile(_source(item))
+    return any(probe.search(ch) for ch in " \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000")
+
+
+def _source(item: tuple[Any, Any]) -> str:
+    """A pattern that matches one character wherever ``item`` could take it."""
+    return "|".join(_chars(item)) or "(?!)"
+
+
+def _chars(item: tuple[Any, Any]) -> list[str]:
+    op, av = item
+    if op is sre.LITERAL:
+        return [re.escape(chr(av))]
+    if op is sre.NOT_LITERAL:
+        return [f"[^{re.escape(chr(av))}]"]
+    if op is sre.ANY:
+        return ["."]
+    if op is sre.IN:
+        return [_class(av)]
+    if op is sre.BRANCH:
+        return [c for alt in av[1] for sub in alt.data for c in _chars(sub)]
+    if op is sre.SUBPATTERN:
+        return [c for sub in av[3].data for c in _chars(sub)]
+    if op in _REPEATS:
+        return [c for sub in av[2].data for c in _chars(sub)]
+    return []
+
+
+def _class(av: list[tuple[Any, Any]]) -> str:
+    parts = []
+    negated = bool(av) and av[0][0] is sre.NEGATE
+    for op, a in av[negated:]:
+        if op is sre.LITERAL:
+            parts.append(re.escape(chr(a)))
+        elif op is sre.RANGE:
+            parts.append(f"{re.escape(chr(a[0]))}-{re.escape(chr(a[1]))}")
+        elif op is sre.CATEGORY:
+            parts.append(_CATEGORY[a])
+    return ("[^" if negated else "[") + "".join(parts) + "]"
+
+
+_CATEGORY = {
+    sre.CATEGORY_WORD: r"\w",
+    sre.CATEGORY_NOT_WORD: r"\W",
+    sre.CATEGORY_DIGIT: r"\d",
+    sre.CATEGORY_NOT_DIGIT: r"\D",
+    sre.CATEGORY_SPACE: r"\s",
+    sre.CATEGORY_NOT_SPACE: r"\S",
+}
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+class Chains:
+    """Every signal's chains, to be run over a text's tokens at once."""
+
+    def __init__(self, signals: dict[int, list[Chain]]) -> None:
+        self.signals = signals
+        self._flat = [(i, c) for i, cs in signals.items() for c in cs]
+        self._conds: dict[Cond, list[tuple[int, int]]] = {}
+        for k, (_, chain) in enumerate(self._flat):
+            for j, word in enumerate(chain.words):
+                for cond in word:
+                    self._conds.setdefault(cond, []).append((k, j))
+        self._exact = {c.text: items for c, items in self._conds.items() if c.exact}
+        self._prefix = {c.text: items for c, items in self._conds.items() if not c.exact}
+        self._longest = max((len(t) for t in self._prefix), default=0)
+        self._compiled = None
+        if _wordseq is not None:
+            conds = list(self._conds)
+            self._compiled = _wordseq.Scanner(
+                [(c.text, c.exact) for c in conds],
+                [self._conds[c] for c in conds],
+                [(i, c.gaps, c.lead) for i, c in self._flat],
+            )
+
+    @property
+    def compiled(self) -> bool:
+        """Whether texts are scanned by the compiled core (else in Python, slower)."""
+        return self._compiled is not None
+
+    def scan(self, norm: str) -> dict[int, list[int]]:
+        """Signal -> the places (sorted) where it may match in the word view
+        ``norm``: only signals with a chain found."""
+        if self._compiled is not None:
+            return dict(self._compiled.scan(norm))
+        return self._scan(norm)
+
+    def _scan(self, norm: str) -> dict[int, list[int]]:
+        """``scan`` in Python: the reference for the compiled one."""
+        tokens = [(m.start(), m.group()) for m in _TOKEN.finditer(norm)]
+        latest = [[-1] * len(c.words) for _, c in self._flat]
+        firsts: list[list[int]] = [[] for _ in self._flat]
+        found = set()
+        for t, (_, token) in enumerate(tokens):
+            for k, j in self._items(token):
+                chain = self._flat[k][1]
+                if j == 0:
+                    firsts[k].append(t)
+                elif not (0 <= latest[k][j - 1] < t and t - latest[k][j - 1] <= chain.gaps[j]):
+                    continue
+                latest[k][j] = t
+                if j == len(chain.words) - 1:
+                    found.add(k)
+        places: dict[int, set[int]] = {}
+        for k in found:
+            signal, chain = self._flat[k]
+            out = places.setdefault(signal, set())
+            for t in firsts[k]:
+                for u in range(max(0, t - chain.lead), t + 1):
+                    out.update(_run_before(norm, tokens[u][0]))
+        return {i: sorted(p) for i, p in sorted(places.items())}
+
+    def _items(self, token: str) -> list[tuple[int, int]]:
+        out = list(self._exact.get(token, ()))
+        for n in range(1, min(len(token), self._longest) + 1):
+            out += self._prefix.get(token[:n], ())
+        return out
+
+
+def _run_before(norm: str, start: int) -> range:
+    """The places of the whitespace right before the token at ``start``."""
+    at = start
+    while at > 0 and norm[at - 1].isspace():
+        at -= 1
+    return range(at, start)
