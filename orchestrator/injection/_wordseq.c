@@ -2,13 +2,19 @@
  *
  * ``Scanner(conds, uses, chains)``: ``conds[c]`` is ``(text, exact)``, a token that is
  * ``text`` or starts with it; ``uses[c]`` the ``(chain, word)`` pairs whose word takes
- * that cond; ``chains[k]`` is ``(signal, gaps, lead)``. ``Scanner.scan(norm)`` splits
- * the text into tokens (runs of characters that are not whitespace, as ``str.split``
- * sees it), walks each token down a trie of the conds' texts, and follows every chain
- * keeping, per word, the latest token the chain up to that word ended at (the best one
- * for the gaps still to come). It returns ``[(signal, [place, ...]), ...]`` for the
- * signals with a chain found, in signal order: the places (sorted) are the whitespace
- * right before each token a found chain's first word was at, or up to ``lead`` tokens
+ * that cond; ``chains[k]`` is ``(signal, gaps, lead, alternative)``.
+ *
+ * ``scan(norm)`` splits the text into tokens (runs of characters that are not
+ * whitespace, as ``str.split`` sees it). A token whose first two characters start no
+ * cond is skipped; otherwise the running hash of its characters is looked up as a
+ * prefix cond at every length some prefix cond has, and the whole token as an exact
+ * one. Each cond taken moves every chain word that takes it on, keeping per word the
+ * latest token the chain up to that word ended at (the best one for the gaps still to
+ * come). It returns ``[(signal, alternatives, [place, ...]), ...]`` for the signals
+ * with a chain found, in signal order: ``alternatives`` has bit n for each top-level
+ * alternative n (bit 63 for any later one) with a chain found; the places (sorted) are
+ * the whitespace right before each token a found chain's first word was at (when the
+ * chain was found ending at most its span of tokens later), or up to ``lead`` tokens
  * before it. ``wordseq.Chains._scan`` is the reference; the tests hold both to it.
  */
 
@@ -50,7 +56,10 @@ typedef struct {
     Use *uses;
     /* per chain */
     Py_ssize_t n_chains;
-    int32_t *signal, *lead;
+    int32_t *signal, *lead, *span; /* span: the most tokens from the first word to the last */
+    int32_t *alternative;          /* which top-level alternative of its signal it reads */
+    int32_t n_signals;             /* 1 + the highest signal */
+    uint64_t *masks;               /* per signal, per scan: the alternatives found */
     /* per word of every chain */
     Progress *progress;
     Py_ssize_t n_words;
@@ -61,6 +70,8 @@ typedef struct {
     Py_ssize_t tokens_cap;
     Py_ssize_t (*firsts)[2];
     Py_ssize_t firsts_len, firsts_cap;
+    Py_ssize_t (*ends)[2]; /* (chain, token): a chain found, ending at that token */
+    Py_ssize_t ends_len, ends_cap;
 } Scanner;
 
 static void Scanner_free(Scanner *self) {
@@ -73,6 +84,10 @@ static void Scanner_free(Scanner *self) {
     PyMem_Free(self->uses);
     PyMem_Free(self->signal);
     PyMem_Free(self->lead);
+    PyMem_Free(self->span);
+    PyMem_Free(self->alternative);
+    PyMem_Free(self->masks);
+    PyMem_Free(self->ends);
     PyMem_Free(self->progress);
     PyMem_Free(self->found);
     PyMem_Free(self->tokens);
@@ -186,29 +201,53 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     self->n_chains = n;
     self->signal = PyMem_Calloc(n + 1, sizeof(int32_t));
     self->lead = PyMem_Calloc(n + 1, sizeof(int32_t));
+    self->span = PyMem_Calloc(n + 1, sizeof(int32_t));
+    self->alternative = PyMem_Calloc(n + 1, sizeof(int32_t));
     self->found = PyMem_Calloc(n + 1, 1);
     int32_t *first_word = PyMem_Calloc(n + 1, sizeof(int32_t));
     int32_t *length = PyMem_Calloc(n + 1, sizeof(int32_t));
     self->uses = PyMem_Calloc(n_uses + 1, sizeof(Use));
-    if (!self->signal || !self->lead || !self->found || !first_word || !length || !self->uses) {
+    if (!self->signal || !self->lead || !self->span || !self->alternative || !self->found ||
+        !first_word || !length || !self->uses) {
         PyMem_Free(first_word);
         PyMem_Free(length);
         goto nomem;
     }
     Py_ssize_t n_words = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
-        int signal, lead;
+        int signal, lead, alternative;
         PyObject *gaps;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(chains, k), "iO!i", &signal, &PyTuple_Type, &gaps,
-                              &lead))
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(chains, k), "iO!ii", &signal, &PyTuple_Type, &gaps,
+                              &lead, &alternative))
             goto fail_chains;
+        if (signal < 0 || lead < 0 || alternative < 0) {
+            PyErr_SetString(PyExc_ValueError, "a chain's signal, lead or alternative is negative");
+            goto fail_chains;
+        }
+        if (signal >= self->n_signals) self->n_signals = signal + 1;
+        self->alternative[k] = alternative > 63 ? 63 : alternative;
         self->signal[k] = signal;
         self->lead[k] = lead;
+        int64_t span = 0;
+        for (Py_ssize_t j = 1; j < PyTuple_GET_SIZE(gaps); j++) {
+            long g = PyLong_AsLong(PyTuple_GET_ITEM(gaps, j));
+            if (g < 0) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a gap is negative");
+                goto fail_chains;
+            }
+            span += g;
+        }
+        self->span[k] = span > INT32_MAX ? INT32_MAX : (int32_t)span;
         length[k] = (int32_t)PyTuple_GET_SIZE(gaps);
         first_word[k] = (int32_t)n_words;
         n_words += PyTuple_GET_SIZE(gaps);
     }
     self->n_words = n_words;
+    self->masks = PyMem_Calloc(self->n_signals + 1, sizeof(uint64_t));
+    if (!self->masks) {
+        PyErr_NoMemory();
+        goto fail_chains;
+    }
     self->progress = PyMem_Calloc(n_words + 1, sizeof(Progress));
     if (!self->progress) {
         PyErr_NoMemory();
@@ -226,8 +265,9 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
             PyObject *gaps = PyTuple_GET_ITEM(PyList_GET_ITEM(chains, chain), 1);
             long gap = PyLong_AsLong(PyTuple_GET_ITEM(gaps, word));
             if (gap == -1 && PyErr_Occurred()) goto fail_chains;
-            self->uses[self->use_start[c] + i] = (Use){
-                first_word[chain] + word, chain, (int32_t)gap, word == 0, word == length[chain] - 1};
+            int last = word == length[chain] - 1;
+            self->uses[self->use_start[c] + i] =
+                (Use){first_word[chain] + word, chain, (int32_t)gap, word == 0, last};
         }
     }
     PyMem_Free(first_word);
@@ -255,18 +295,40 @@ static int grow_tokens(Scanner *self, Py_ssize_t need) {
     return 0;
 }
 
-static int add_first(Scanner *self, Py_ssize_t chain, Py_ssize_t token) {
-    if (self->firsts_len == self->firsts_cap) {
-        Py_ssize_t cap = self->firsts_cap ? self->firsts_cap * 2 : 256;
-        void *more = PyMem_Realloc(self->firsts, cap * sizeof(self->firsts[0]));
+/* Appends (chain, token) to a growing array of pairs. */
+static int add_pair(Py_ssize_t (**pairs)[2], Py_ssize_t *len, Py_ssize_t *cap, Py_ssize_t chain,
+                    Py_ssize_t token) {
+    if (*len == *cap) {
+        Py_ssize_t more_cap = *cap ? *cap * 2 : 256;
+        void *more = PyMem_Realloc(*pairs, more_cap * sizeof((*pairs)[0]));
         if (!more) return -1;
-        self->firsts = more;
-        self->firsts_cap = cap;
+        *pairs = more;
+        *cap = more_cap;
     }
-    self->firsts[self->firsts_len][0] = chain;
-    self->firsts[self->firsts_len][1] = token;
-    self->firsts_len++;
+    (*pairs)[*len][0] = chain;
+    (*pairs)[*len][1] = token;
+    (*len)++;
     return 0;
+}
+
+static int by_pair(const void *a, const void *b) {
+    const Py_ssize_t *x = a, *y = b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* Whether chain ``chain`` was found ending at a token in [from, to] (``ends`` sorted). */
+static int ends_within(Scanner *self, Py_ssize_t chain, Py_ssize_t from, Py_ssize_t to) {
+    Py_ssize_t lo = 0, hi = self->ends_len;
+    while (lo < hi) { /* the first end at or after (chain, from) */
+        Py_ssize_t mid = (lo + hi) / 2;
+        Py_ssize_t *e = self->ends[mid];
+        if (e[0] < chain || (e[0] == chain && e[1] < from))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < self->ends_len && self->ends[lo][0] == chain && self->ends[lo][1] <= to;
 }
 
 /* A token took cond ``c``: every chain word that takes it moves on. */
@@ -276,14 +338,19 @@ static int take(Scanner *self, int32_t c, int32_t t) {
     Progress *progress = self->progress;
     for (; use < end; use++) {
         if (use->first) {
-            if (add_first(self, use->chain, t) < 0) return -1;
+            if (add_pair(&self->firsts, &self->firsts_len, &self->firsts_cap, use->chain, t) < 0)
+                return -1;
         } else {
             const Progress *before = &progress[use->word - 1];
             if (before->stamp != scan || before->latest >= t || t - before->latest > use->gap)
                 continue;
         }
         progress[use->word] = (Progress){scan, t};
-        if (use->last) self->found[use->chain] = 1;
+        if (use->last) {
+            self->found[use->chain] = 1;
+            if (add_pair(&self->ends, &self->ends_len, &self->ends_cap, use->chain, t) < 0)
+                return -1;
+        }
     }
     return 0;
 }
@@ -315,8 +382,9 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
         memset(self->progress, 0, self->n_words * sizeof(Progress));
         self->scans = 1;
     }
-    self->firsts_len = 0;
+    self->firsts_len = self->ends_len = 0;
     memset(self->found, 0, self->n_chains);
+    memset(self->masks, 0, self->n_signals * sizeof(uint64_t));
     uint64_t lengths = self->prefix_lengths;
     Py_ssize_t n_tokens = 0;
     Py_ssize_t i = 0;
@@ -355,12 +423,16 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
         int32_t c = find(self, hash, 1, kind, data, start, i);
         if (c >= 0 && take(self, c, t) < 0) return PyErr_NoMemory();
     }
-    /* The places: the whitespace before each first word's token, and the leads'. */
+    /* The places: the whitespace before each first word's token (when a chain found
+     * ends close enough after it), and the leads'. */
+    qsort(self->ends, self->ends_len, sizeof(self->ends[0]), by_pair);
     Py_ssize_t n_places = 0, cap = 0;
     Place *places = NULL;
     for (Py_ssize_t f = 0; f < self->firsts_len; f++) {
         Py_ssize_t chain = self->firsts[f][0], token = self->firsts[f][1];
-        if (!self->found[chain]) continue;
+        if (!self->found[chain] || !ends_within(self, chain, token, token + self->span[chain]))
+            continue; /* no chain found ends close enough after this first word */
+        self->masks[self->signal[chain]] |= 1ULL << self->alternative[chain];
         Py_ssize_t from = token - self->lead[chain];
         for (Py_ssize_t u = from < 0 ? 0 : from; u <= token; u++) {
             Py_ssize_t start = self->tokens[u], at = start;
@@ -389,7 +461,9 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
             signal = places[p].signal;
             previous = -1;
             list = PyList_New(0);
-            PyObject *pair = list ? Py_BuildValue("(iN)", signal, list) : NULL;
+            PyObject *pair =
+                list ? Py_BuildValue("(iKN)", signal, (unsigned long long)self->masks[signal], list)
+                     : NULL;
             if (!pair || PyList_Append(out, pair) < 0) Py_CLEAR(out);
             Py_XDECREF(pair);
             if (!out) break;

@@ -15,7 +15,7 @@ from orchestrator.injection.prefilter import Prefilter, Scan
 from orchestrator.injection.superset import factors, literal_starts, superset
 from orchestrator.injection.table import Spec, Table
 from orchestrator.injection.views import Views
-from orchestrator.injection.wordseq import COMPILED, Chains, chains
+from orchestrator.injection.wordseq import COMPILED, Chains, alternatives, chains
 
 Found = dict[str, tuple[float, str]]  # reason -> (weight, reason quoting the words)
 
@@ -54,6 +54,7 @@ class Index(NamedTuple):
     signals: tuple[Signal, ...]
     prefilter: Prefilter
     chains: Chains
+    narrowed: dict[tuple[int, int], re.Pattern[str]]  # see ``_narrowed``
 
 
 def word_pattern(source: str, macros: dict[str, str]) -> str:
@@ -91,7 +92,7 @@ def build(table: Table, extra: tuple[str, ...] = (), *, chained: bool = COMPILED
         for i, s in enumerate(signals)
     ]
     prefilter = Prefilter([*whole, *extra], [*parts, *([e] for e in extra)])
-    return Index(signals, prefilter, Chains(chained_signals))
+    return Index(signals, prefilter, Chains(chained_signals), {})
 
 
 def match(v: Views, index: Index, scan: Scan) -> Found:
@@ -104,9 +105,10 @@ def match(v: Views, index: Index, scan: Scan) -> Found:
         signal = index.signals[i]
         if (m := _first(signal, i, v, scan)) is not None:
             hits.append((m.start(), m.group(), signal))
-    for i, places in index.chains.scan(v.norm).items():
+    for i, (alternatives_found, places) in index.chains.scan(v.norm).items():
         signal = index.signals[i]
-        if (m := _first_at(signal, v, places)) is not None:
+        pattern = _narrowed(index, i, alternatives_found)
+        if (m := _first_at(signal, pattern, v, places)) is not None:
             hits.append((m.start(), m.group(), signal))
     found: Found = {}
     for start, _words, signal in sorted(hits, key=lambda h: h[0]):
@@ -131,10 +133,29 @@ def _first(signal: Signal, i: int, v: Views, scan: Scan) -> re.Match[str] | None
     return None
 
 
-def _first_at(signal: Signal, v: Views, places: list[int]) -> re.Match[str] | None:
-    """The first match of a word signal starting at one of ``places`` (in order)."""
+def _narrowed(index: Index, i: int, found: int) -> re.Pattern[str]:
+    """Word signal ``i``'s pattern with only the top-level alternatives whose chains
+    were ``found`` (bit n: alternative n; 63: any later one), in their order: the others
+    match nowhere in the text, so at any place it matches where the whole one does,
+    the same words, and tries fewer alternatives. Compiled once per set of them."""
+    pattern = index.narrowed.get((i, found))
+    if pattern is None:
+        whole = index.signals[i].pattern
+        pieces = alternatives(whole.pattern) or []
+        kept = [p for n, p in enumerate(pieces) if found >> min(n, 63) & 1]
+        pattern = re.compile(f" (?:{'|'.join(kept)})") if 0 < len(kept) < len(pieces) else whole
+        index.narrowed[(i, found)] = pattern
+    return pattern
+
+
+def _first_at(
+    signal: Signal, pattern: re.Pattern[str], v: Views, places: list[int]
+) -> re.Match[str] | None:
+    """The first match of word signal ``signal`` (as ``pattern``) at one of ``places``
+    (in order)."""
     for at in places:
-        if (m := _match(signal, v, v.norm, at)) is not None:
+        m = pattern.match(v.norm, at)
+        if m is not None and not _quoted(v.low, at):
             return m
     return None
 

@@ -38,8 +38,6 @@ FAR = 1 << 20  # a gap with no bound, in tokens
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None))
 _SMALL_CLASS = 6  # a class of at most this many literal characters is read as a branch
 _WAYS = 8
-# Words most texts have: a chain does without them (while it has another word).
-_COMMON: frozenset[str] = frozenset()
 
 
 class Cond(NamedTuple):
@@ -52,11 +50,13 @@ class Cond(NamedTuple):
 class Chain(NamedTuple):
     """The words an alternative's every match has, in order; ``gaps[j]``: the most
     tokens from word ``j - 1``'s to word ``j``'s (``gaps[0]`` is unused); ``lead``: the
-    most tokens from the match's first to word 0's."""
+    most tokens from the match's first to word 0's; ``alternative``: which top-level
+    alternative of the pattern it reads."""
 
     words: tuple[frozenset[Cond], ...]
     gaps: tuple[int, ...]
     lead: int
+    alternative: int = 0
 
 
 @dataclass
@@ -74,45 +74,64 @@ class _State:
 
 
 def chains(pattern: re.Pattern[str]) -> list[Chain] | None:
-    """The chains of a word pattern: one per way through its branches, as long as
-    there are few (then a branch's alternatives are read as one word, any of their
-    first ones); None when some way has no word to go by (or the pattern is not a word
-    pattern)."""
-    items = list(_parser.parse(pattern.pattern, pattern.flags & ~re.UNICODE).data)
-    if not items or items[0] != (sre.LITERAL, 32):
+    """The chains of a word pattern, each tagged with the top-level alternative it
+    reads (see ``alternatives``): one per way through the alternative's branches, as
+    long as there are few (then a branch's alternatives are read as one word, any of
+    their first ones); None when some way has no word to go by (or the pattern is not
+    a word pattern)."""
+    pieces = alternatives(pattern.pattern)
+    if pieces is None:
         return None
-    items = items[1:]
-    if len(items) == 1 and items[0][0] is sre.SUBPATTERN and items[0][1][1:3] == (0, 0):
-        items = list(items[0][1][3].data)
-    tops = [list(a.data) for a in items[0][1][1]] if _branchy(items) else [items]
     out: list[Chain] = []
-    for state in (s for top in tops for s in _walk(top, [_State()], None)):
-        _close(state, exact=False)
-        if not state.words:
-            return None
-        chain = _telling(Chain(tuple(state.words), (0, *state.gaps[1:]), state.gaps[0]))
-        if chain not in out:
-            out.append(chain)
+    for n, piece in enumerate(pieces):
+        items = list(_parser.parse(f" (?:{piece})", pattern.flags & ~re.UNICODE).data)
+        for state in _walk(items[1:], [_State()], None):
+            _close(state, exact=False)
+            if not state.words:
+                return None
+            words, gaps = tuple(state.words), (0, *state.gaps[1:])
+            chain = Chain(words, gaps, state.gaps[0], n)
+            if chain not in out:
+                out.append(chain)
     return out
 
 
-def _telling(chain: Chain) -> Chain:
-    """``chain`` without its words that every text has (``_COMMON``), their tokens
-    added to the gaps around them, as long as some word is left."""
-    words, gaps, lead = list(chain.words), list(chain.gaps), chain.lead
-    common = [all(c.text in _COMMON for c in w) for w in words]
-    if all(common):
-        return chain
-    for j in reversed(range(len(words))):
-        if not common[j]:
-            continue
-        if j == 0:
-            lead += gaps[1]
-        elif j + 1 < len(words):
-            gaps[j + 1] = min(FAR, gaps[j] + gaps[j + 1])
-        del words[j], gaps[j]
-    gaps[0] = 0
-    return Chain(tuple(words), tuple(gaps), min(FAR, lead))
+def alternatives(source: str) -> list[str] | None:
+    """The top-level alternatives of a word pattern's source (``" (?:a|b)"``: ``a``
+    and ``b``), as written; None if it is not a word pattern."""
+    if not source.startswith(" (?:") or not source.endswith(")"):
+        return None
+    body = source[4:-1]
+    pieces, depth, start, i = [], 0, 0, 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            i += 1
+        elif ch == "[":
+            i = _class_end(body, i)
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return None  # the first group closes before the end
+        elif ch == "|" and depth == 0:
+            pieces.append(body[start:i])
+            start = i + 1
+        i += 1
+    return [*pieces, body[start:]] if depth == 0 else None
+
+
+def _class_end(source: str, at: int) -> int:
+    """The index of the ``]`` that ends the class opened at ``at``."""
+    i = at + 1
+    if i < len(source) and source[i] == "^":
+        i += 1
+    if i < len(source) and source[i] == "]":
+        i += 1  # a ``]`` first is itself
+    while i < len(source) and source[i] != "]":
+        i += 2 if source[i] == "\\" else 1
+    return i
 
 
 def _walk(items: Sequence[tuple[Any, Any]], states: list[_State], follow: Any) -> list[_State]:
@@ -378,7 +397,7 @@ class Chains:
             self._compiled = _wordseq.Scanner(
                 [(c.text, c.exact) for c in conds],
                 [self._conds[c] for c in conds],
-                [(i, c.gaps, c.lead) for i, c in self._flat],
+                [(i, c.gaps, c.lead, c.alternative) for i, c in self._flat],
             )
 
     @property
@@ -386,19 +405,20 @@ class Chains:
         """Whether texts are scanned by the compiled core (else in Python, slower)."""
         return self._compiled is not None
 
-    def scan(self, norm: str) -> dict[int, list[int]]:
-        """Signal -> the places (sorted) where it may match in the word view
-        ``norm``: only signals with a chain found."""
+    def scan(self, norm: str) -> dict[int, tuple[int, list[int]]]:
+        """Signal -> which of its top-level alternatives have a chain found (bit
+        ``n`` for alternative ``n``; alternatives past the 63rd all share bit 63), and
+        the places (sorted) where it may match in the word view ``norm``."""
         if self._compiled is not None:
-            return dict(self._compiled.scan(norm))
+            return {i: (mask, places) for i, mask, places in self._compiled.scan(norm)}
         return self._scan(norm)
 
-    def _scan(self, norm: str) -> dict[int, list[int]]:
+    def _scan(self, norm: str) -> dict[int, tuple[int, list[int]]]:
         """``scan`` in Python: the reference for the compiled one."""
         tokens = [(m.start(), m.group()) for m in _TOKEN.finditer(norm)]
         latest = [[-1] * len(c.words) for _, c in self._flat]
         firsts: list[list[int]] = [[] for _ in self._flat]
-        found = set()
+        ends: dict[int, list[int]] = {}
         for t, (_, token) in enumerate(tokens):
             for k, j in self._items(token):
                 chain = self._flat[k][1]
@@ -408,15 +428,20 @@ class Chains:
                     continue
                 latest[k][j] = t
                 if j == len(chain.words) - 1:
-                    found.add(k)
+                    ends.setdefault(k, []).append(t)
         places: dict[int, set[int]] = {}
-        for k in found:
+        masks: dict[int, int] = {}
+        for k, done in ends.items():
             signal, chain = self._flat[k]
+            masks[signal] = masks.get(signal, 0) | 1 << min(chain.alternative, 63)
             out = places.setdefault(signal, set())
+            span = sum(chain.gaps[1:])
             for t in firsts[k]:
+                if not any(t <= e <= t + span for e in done):
+                    continue  # no chain found ends close enough after this first word
                 for u in range(max(0, t - chain.lead), t + 1):
                     out.update(_run_before(norm, tokens[u][0]))
-        return {i: sorted(p) for i, p in sorted(places.items())}
+        return {i: (masks[i], sorted(p)) for i, p in sorted(places.items())}
 
     def _items(self, token: str) -> list[tuple[int, int]]:
         out = list(self._exact.get(token, ()))

@@ -32,7 +32,7 @@ def _places(source: str, text: str, python: bool = False) -> list[int] | None:
     scanner = Chains({0: read})
     norm = views(text).norm
     found = scanner._scan(norm) if python else scanner.scan(norm)
-    return found.get(0)
+    return found[0][1] if 0 in found else None
 
 
 @pytest.mark.parametrize(
