@@ -1,5 +1,5 @@
 """Builds the screening core's C extensions (``orchestrator/injection/_words.c``, the
-model's word weigher, and ``_wordseq.c``, the word-chain scanner).
+model's word weigher and the views' fold, and ``_wordseq.c``, the word-chain scanner).
 
 Run by hatchling for every wheel, the editable one ``uv sync`` installs included (the
 module is compiled next to its source, where an editable install imports it from), and

@@ -5,7 +5,8 @@ stable placeholder such as ``[EMAIL_1]``, kept in a vault so a final answer can 
 restored for the person allowed to see it) and scores prompt injection, with the
 reasons. No I/O: it runs on every request, reply, webhook body and tool output fed back
 to a model, so it reads each text once for both (one RE2 pass, ``orchestrator.injection``
-``Detector`` with the PII gates) before any ``re`` pattern runs. What counts as PII is
+``Detector`` with the PII gates; the word signals' chains in one more, in C) before
+any ``re`` pattern runs. What counts as PII is
 in ``orchestrator.pii``, what looks like an injection in ``orchestrator.injection``;
 ``benchmarks/screening.py`` measures both against ``tests/data``.
 """

@@ -5,9 +5,10 @@ extraction, personas without rules, turning off approvals, exfiltration, spoofed
 instructions hidden in comments or encodings — not about topics: "ignore whitespace",
 "developer mode on Android" or a quoted ``'ignore previous instructions'`` regex match
 nothing. The signals are data, in ``signals/*.txt`` (format in ``table``); ``engine``
-compiles and matches them behind one RE2 pass (``prefilter``, ``superset``), ``views``
-makes the views of a text they are matched on, ``encoded`` decodes hidden payloads,
-``scoring`` adds up.
+compiles and matches them behind one pass over the word view's tokens for the word
+signals (``wordseq``) and one RE2 pass for the raw ones (``prefilter``, ``superset``),
+``views`` makes the views of a text they are matched on, ``encoded`` decodes hidden
+payloads, ``scoring`` adds up.
 """
 
 from orchestrator.injection.scoring import Detector, Score, score_injection

@@ -184,6 +184,69 @@ static PyObject *Table_weigh(Table *self, PyObject *text) {
     return out;
 }
 
+/* ``fold(low)``: a lowered text with zero-width characters dropped and typographic ones
+ * made ASCII (``views``' tables, one for one), and its word view: ``(low, norm)``. */
+static const Py_UCS4 ZERO_WIDTH[] = {0x200b, 0x200c, 0x200d, 0x2060, 0xfeff, 0x00ad};
+static const Py_UCS4 TYPOGRAPHIC[][2] = {
+    {0x2019, '\''}, {0x2018, '\''}, {0x201c, '"'}, {0x201d, '"'}, {0x2014, '-'},
+    {0x2013, '-'},  {0x2010, '-'},  {0x2011, '-'}, {0x2026, '.'}, {0x00a0, ' '},
+    {0x202f, ' '},  {0x2022, '*'},  {0x00b7, '*'}, {0x2192, '>'}, {0x00d7, 'x'},
+};
+static unsigned char before_word[128]; /* what the word view makes a space */
+
+static PyObject *fold(PyObject *module, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "fold() takes a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), m = 0;
+    Py_UCS4 *low = PyMem_Malloc((n + 1) * sizeof(Py_UCS4));
+    Py_UCS4 *norm = PyMem_Malloc((n + 1) * sizeof(Py_UCS4));
+    if (low == NULL || norm == NULL) {
+        PyMem_Free(low);
+        PyMem_Free(norm);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= 128) {
+            int dropped = 0;
+            for (size_t z = 0; z < sizeof(ZERO_WIDTH) / sizeof(ZERO_WIDTH[0]); z++)
+                dropped |= c == ZERO_WIDTH[z];
+            if (dropped) continue;
+            for (size_t t = 0; t < sizeof(TYPOGRAPHIC) / sizeof(TYPOGRAPHIC[0]); t++)
+                if (c == TYPOGRAPHIC[t][0]) {
+                    c = TYPOGRAPHIC[t][1];
+                    break;
+                }
+        }
+        low[m] = c;
+        if (c < 128)
+            norm[m] = before_word[c] ? ' ' : c;
+        else
+            norm[m] = Py_UNICODE_ISALNUM(c) ? c : ' ';
+        m++;
+    }
+    PyObject *out = NULL;
+    PyObject *a = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, low, m);
+    PyObject *b = a ? PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, norm, m) : NULL;
+    if (b != NULL) out = PyTuple_Pack(2, a, b);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    PyMem_Free(low);
+    PyMem_Free(norm);
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"fold", (PyCFunction)fold, METH_O,
+     "fold(low) -> (low without zero-width characters, typographic ones made ASCII; "
+     "its word view)"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef Table_methods[] = {
     {"weigh", (PyCFunction)Table_weigh, METH_O,
      "weigh(low) -> (sum of the distinct known words' weights, indexes of the telling ones)"},
@@ -203,14 +266,15 @@ static PyTypeObject TableType = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_words", "The injection model's word features in C.", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "_words", "The injection model's word features, and a text's views, in C.",
+    -1, module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__words(void) {
     for (int c = 0; c < 128; c++)
         ascii_word[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
                         (c >= 'A' && c <= 'Z') || c == '_';
+    for (const char *c = "\n\t\r'\"`([{<*#-/|>\\="; *c; c++) before_word[(unsigned char)*c] = 1;
     if (PyType_Ready(&TableType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

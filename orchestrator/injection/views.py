@@ -12,11 +12,19 @@ do full-width forms (``ｉｇｎｏｒｅ``). In a word that mixes Latin letters
 Greek ones that look the same (``іgnоrе``, ``IGΝORE``), or is made of such look-alikes
 only (``а``, ``και``), those become the Latin letters; a word that has letters of its
 own script with no Latin look-alike (most Russian or Greek words) keeps them all.
+
+For a text with non-ASCII characters, the dropping, the typographic stand-ins and the
+word view are one pass in the compiled core (``_words.fold``) when it is built.
 """
 
 from __future__ import annotations
 
 import re
+
+try:
+    from orchestrator.injection._words import fold
+except ImportError:  # not compiled (see hatch_build.py): ``views`` does the same in Python
+    fold = None  # type: ignore[assignment]
 
 _BEFORE_WORD = "\n\t\r'\"`([{<*#-/|>\\="
 _WORD_VIEW = bytes(32 if chr(b) in _BEFORE_WORD else b for b in range(256))
@@ -70,9 +78,9 @@ class Views:
 
     __slots__ = ("_norm", "low")
 
-    def __init__(self, low: str) -> None:
+    def __init__(self, low: str, norm: str = "") -> None:
         self.low = low
-        self._norm = ""
+        self._norm = norm
 
     @property
     def norm(self) -> str:
@@ -91,6 +99,8 @@ def views(text: str) -> Views:
     if not text.isascii() and _DISGUISED.search(text):
         text = _LOOKALIKE_WORD.sub(_latin, text.translate(_FULL_WIDTH))
     low = " " + text.lower()
+    if not low.isascii() and fold is not None:
+        return Views(*fold(low))  # the same as below, and the word view, in one pass
     if not low.isascii():
         for ch in _ZERO_WIDTH:
             if ch in low:

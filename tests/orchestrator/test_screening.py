@@ -6,6 +6,7 @@ the numbers asserted here are the numbers it prints.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 
@@ -17,6 +18,8 @@ from orchestrator.injection import engine, table, views
 from orchestrator.injection.superset import factors, superset
 from orchestrator.pii import GATES, find_pii
 from orchestrator.screening import Screener, restore
+
+views_module = importlib.import_module("orchestrator.injection.views")  # ``views`` is the function
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +169,21 @@ def test_look_alike_letters_are_read_as_latin(text: str, read_as: str) -> None:
     v = views(text)
     assert v.low == read_as
     assert len(v.low) == len(text) + 1  # one for one: offsets still line up
+
+
+def test_the_compiled_views_are_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = views_module.fold
+    if compiled is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    texts = [str(r["text"]) for r in load("injection.jsonl") + load("pii.jsonl")]
+    texts = [t for t in texts if not t.isascii()]
+    texts += [
+        "a\u200bb\u00adc \u2019ignore\u2019 \u2014 x\u00a0y \u00d7 \u2192 \u00e9t\u00e9 \U0001f600!"
+    ]
+    assert len(texts) > 50
+    folded = [(views(t).low, views(t).norm) for t in texts]
+    monkeypatch.setattr(views_module, "fold", None)
+    assert folded == [(views(t).low, views(t).norm) for t in texts]
 
 
 @pytest.mark.parametrize("disguise", DISGUISES.values(), ids=DISGUISES.keys())
