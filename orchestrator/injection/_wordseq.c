@@ -10,7 +10,7 @@
  * prefix cond at every length some prefix cond has, and the whole token as an exact
  * one. Each cond taken moves every chain word that takes it on, keeping per word the
  * latest token the chain up to that word ended at (the best one for the gaps still to
- * come). It returns ``[(signal, alternatives, [place, ...]), ...]`` for the signals
+ * come), and the one before it (for a word after it taken by the same token). It returns ``[(signal, alternatives, [place, ...]), ...]`` for the signals
  * with a chain found, in signal order: ``alternatives`` has bit n for each top-level
  * alternative n (bit 63 for any later one) with a chain found; the places (sorted) are
  * the whitespace right before each token a found chain's first word was at (when the
@@ -37,8 +37,10 @@ typedef struct {
 } Use;
 
 typedef struct {
-    uint32_t stamp; /* the scan that last set latest (low bits) */
-    int32_t latest; /* the latest token the chain up to this word ended at */
+    uint32_t stamp;   /* the scan that set latest */
+    int32_t latest;   /* the latest token the chain up to this word ended at */
+    int32_t previous; /* the one before it, or -1: a token can take a word of a chain
+                         and the word before (``log*``, ``logs*``) */
 } Progress;
 
 typedef struct {
@@ -342,10 +344,15 @@ static int take(Scanner *self, int32_t c, int32_t t) {
                 return -1;
         } else {
             const Progress *before = &progress[use->word - 1];
-            if (before->stamp != scan || before->latest >= t || t - before->latest > use->gap)
-                continue;
+            if (before->stamp != scan) continue;
+            int32_t last = before->latest < t ? before->latest : before->previous;
+            if (last < 0 || t - last > use->gap) continue;
         }
-        progress[use->word] = (Progress){scan, t};
+        Progress *now = &progress[use->word];
+        if (now->stamp != scan)
+            *now = (Progress){scan, t, -1};
+        else if (now->latest != t)
+            *now = (Progress){scan, t, now->latest};
         if (use->last) {
             self->found[use->chain] = 1;
             if (add_pair(&self->ends, &self->ends_len, &self->ends_cap, use->chain, t) < 0)

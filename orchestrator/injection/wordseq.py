@@ -416,7 +416,10 @@ class Chains:
     def _scan(self, norm: str) -> dict[int, tuple[int, list[int]]]:
         """``scan`` in Python: the reference for the compiled one."""
         tokens = [(m.start(), m.group()) for m in _TOKEN.finditer(norm)]
+        # Per chain and word: the latest token the chain up to it ended at, and the
+        # one before (one token can take a word and the word before it: "log*", "logs").
         latest = [[-1] * len(c.words) for _, c in self._flat]
+        previous = [[-1] * len(c.words) for _, c in self._flat]
         firsts: list[list[int]] = [[] for _ in self._flat]
         ends: dict[int, list[int]] = {}
         for t, (_, token) in enumerate(tokens):
@@ -424,9 +427,12 @@ class Chains:
                 chain = self._flat[k][1]
                 if j == 0:
                     firsts[k].append(t)
-                elif not (0 <= latest[k][j - 1] < t and t - latest[k][j - 1] <= chain.gaps[j]):
-                    continue
-                latest[k][j] = t
+                else:
+                    last = latest[k][j - 1] if latest[k][j - 1] < t else previous[k][j - 1]
+                    if last < 0 or t - last > chain.gaps[j]:
+                        continue
+                if latest[k][j] != t:
+                    previous[k][j], latest[k][j] = latest[k][j], t
                 if j == len(chain.words) - 1:
                     ends.setdefault(k, []).append(t)
         places: dict[int, set[int]] = {}
