@@ -10,7 +10,8 @@
  * prefix cond at every length some prefix cond has, and the whole token as an exact
  * one. Each cond taken moves every chain word that takes it on, keeping per word the
  * latest token the chain up to that word ended at (the best one for the gaps still to
- * come), and the one before it (for a word after it taken by the same token). It returns ``[(signal, alternatives, [place, ...]), ...]`` for the signals
+ * come), and the one before it (for a word after it taken by the same token). It
+ * returns ``[(signal, alternatives, [place, ...]), ...]`` for the signals
  * with a chain found, in signal order: ``alternatives`` has bit n for each top-level
  * alternative n (bit 63 for any later one) with a chain found; the places (sorted) are
  * the whitespace right before each token a found chain's first word was at (when the
