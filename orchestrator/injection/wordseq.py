@@ -12,10 +12,13 @@ lookaround, a word boundary or a character class.
 
 ``Chains.scan`` runs every chain over a text's tokens at once (in C, ``_wordseq``,
 when it is compiled): a chain is found when each word's token follows the one before
-within its gap, which it checks keeping only the latest token each prefix of the
-chain was found at. For each signal found it gives where a match may start: before
-each token its first word was at, and up to ``lead`` tokens earlier. The engine then
-runs the real pattern only there, so a text with no chain runs no pattern at all.
+within its gap, which it checks keeping, per word, the latest token the chain up to it
+ended at (and the one before, for a later word the same token takes). For each signal
+found it gives which top-level alternatives had a chain found, and where a match may
+start: before each token a found chain's first word was at (when the chain was found
+ending within its span after it), and up to ``lead`` tokens earlier. The engine then
+runs the pattern, narrowed to those alternatives, only there, so a text with no chain
+runs no pattern at all.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ COMPILED = _wordseq is not None  # whether ``Chains.scan`` runs in C
 FAR = 1 << 20  # a gap with no bound, in tokens
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None))
 _SMALL_CLASS = 6  # a class of at most this many literal characters is read as a branch
-_WAYS = 8
+_WAYS = 8  # the most ways through a pattern's branches followed one by one
+_LONGEST_PREFIX = 63  # the C scanner's bound: a longer prefix is cut (fewer tokens ruled out)
 
 
 class Cond(NamedTuple):
@@ -243,7 +247,8 @@ def _close(state: _State, *, exact: bool) -> None:
     """The word being read ends here: the token is that word (``exact``: whitespace
     follows), or starts with it."""
     if state.mode == "start" and state.word:
-        state.words.append(frozenset({Cond(state.word, exact)}))
+        word = state.word if exact else state.word[:_LONGEST_PREFIX]
+        state.words.append(frozenset({Cond(word, exact)}))
         state.gaps.append(state.since)
         state.since = 0
     if state.mode == "start":

@@ -121,6 +121,13 @@ def test_places_are_the_whitespace_before_the_token() -> None:
     assert [p for p in places if _pattern("<W> previous instructions").match(norm, p)] == [5]
 
 
+def test_a_long_word_is_cut_to_a_prefix_the_scanner_takes() -> None:
+    word = "a" * 80
+    (chain,) = chains(_pattern(word + r"\w*"))  # type: ignore[misc]
+    assert chain.words == (frozenset({Cond("a" * 63, False)}),)
+    assert _places(word + r"\w*", "x " + word + "b") == [2]
+
+
 def test_a_pattern_with_nothing_to_go_by_is_not_read() -> None:
     assert chains(_pattern(r"\w+ing(?: now)?")) is None
     assert chains(re.compile(r"ignore")) is None  # not a word pattern: no leading space
