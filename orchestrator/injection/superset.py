@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 _NON_ASCII = r"\x{80}-\x{10ffff}"
 _SPACE = r"\s'\"`(\[{<*#\-/|>\\=" + _NON_ASCII  # what the word view turns into spaces
 _WIDE = frozenset({sre.CATEGORY_WORD, sre.CATEGORY_DIGIT, sre.CATEGORY_SPACE})
-_CATEGORY = {
+CATEGORY = {  # a class's categories, as re and RE2 both write them
     sre.CATEGORY_WORD: r"\w",
     sre.CATEGORY_NOT_WORD: r"\W",
     sre.CATEGORY_DIGIT: r"\d",
@@ -157,7 +157,7 @@ class _Writer:
             elif op is sre.RANGE:
                 out.append(f"{_char(av[0])}-{_char(av[1])}")
             elif op is sre.CATEGORY:
-                out.append(_CATEGORY[av])
+                out.append(CATEGORY[av])
                 if av in _WIDE and not negated:
                     out.append(
                         _SPACE if av is sre.CATEGORY_SPACE and self.word_view else _NON_ASCII

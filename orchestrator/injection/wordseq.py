@@ -30,6 +30,8 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser  # type: ignore[attr-defined]
 from typing import Any, NamedTuple
 
+from orchestrator.injection.superset import CATEGORY as _CATEGORY
+
 try:
     from orchestrator.injection import _wordseq
 except ImportError:  # not compiled (see hatch_build.py): ``_scan`` does the same
@@ -367,16 +369,6 @@ def _class(av: list[tuple[Any, Any]]) -> str:
         elif op is sre.CATEGORY:
             parts.append(_CATEGORY[a])
     return ("[^" if negated else "[") + "".join(parts) + "]"
-
-
-_CATEGORY = {
-    sre.CATEGORY_WORD: r"\w",
-    sre.CATEGORY_NOT_WORD: r"\W",
-    sre.CATEGORY_DIGIT: r"\d",
-    sre.CATEGORY_NOT_DIGIT: r"\D",
-    sre.CATEGORY_SPACE: r"\s",
-    sre.CATEGORY_NOT_SPACE: r"\S",
-}
 
 
 _TOKEN = re.compile(r"\S+")
