@@ -103,6 +103,10 @@ static void Scanner_dealloc(Scanner *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* A gap, span or lead of this many tokens or more has no bound (``wordseq.FAR``): it
+ * is never compared, or a text padded past it would hide a match. */
+#define FAR (1 << 20)
+
 static const uint64_t FNV_OFFSET = 14695981039346656037ULL;
 static const uint64_t FNV_PRIME = 1099511628211ULL;
 
@@ -240,7 +244,8 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
             }
             span += g;
         }
-        self->span[k] = span > INT32_MAX ? INT32_MAX : (int32_t)span;
+        self->span[k] = span >= FAR ? INT32_MAX : (int32_t)span; /* FAR: no bound */
+        if (lead >= FAR) self->lead[k] = INT32_MAX;
         length[k] = (int32_t)PyTuple_GET_SIZE(gaps);
         first_word[k] = (int32_t)n_words;
         n_words += PyTuple_GET_SIZE(gaps);
@@ -347,7 +352,7 @@ static int take(Scanner *self, int32_t c, int32_t t) {
             const Progress *before = &progress[use->word - 1];
             if (before->stamp != scan) continue;
             int32_t last = before->latest < t ? before->latest : before->previous;
-            if (last < 0 || t - last > use->gap) continue;
+            if (last < 0 || (use->gap < FAR && t - last > use->gap)) continue;
         }
         Progress *now = &progress[use->word];
         if (now->stamp != scan)
@@ -438,10 +443,12 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     Place *places = NULL;
     for (Py_ssize_t f = 0; f < self->firsts_len; f++) {
         Py_ssize_t chain = self->firsts[f][0], token = self->firsts[f][1];
-        if (!self->found[chain] || !ends_within(self, chain, token, token + self->span[chain]))
+        Py_ssize_t span = self->span[chain];
+        Py_ssize_t to = span == INT32_MAX ? PY_SSIZE_T_MAX : token + span;
+        if (!self->found[chain] || !ends_within(self, chain, token, to))
             continue; /* no chain found ends close enough after this first word */
         self->masks[self->signal[chain]] |= 1ULL << self->alternative[chain];
-        Py_ssize_t from = token - self->lead[chain];
+        Py_ssize_t from = self->lead[chain] == INT32_MAX ? 0 : token - self->lead[chain];
         for (Py_ssize_t u = from < 0 ? 0 : from; u <= token; u++) {
             Py_ssize_t start = self->tokens[u], at = start;
             while (at > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, at - 1))) at--;

@@ -39,9 +39,16 @@ except ImportError:  # not compiled (see hatch_build.py): ``_scan`` does the sam
 
 COMPILED = _wordseq is not None  # whether ``Chains.scan`` runs in C
 
-FAR = 1 << 20  # a gap with no bound, in tokens
+FAR = 1 << 20  # a gap with no bound, in tokens: at or past it, a gap is never compared
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None))
 _SMALL_CLASS = 6  # a class of at most this many literal characters is read as a branch
+_WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+# The pieces read here; a pattern with any other (an atomic group, a backreference) is
+# not read as chains at all: its signal stays with the RE2 set.
+_KNOWN = frozenset(
+    {sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN, sre.BRANCH, sre.SUBPATTERN, sre.AT}
+    | {sre.ASSERT, sre.ASSERT_NOT, *(r for r in _REPEATS if r is not None)}
+)
 _WAYS = 8  # the most ways through a pattern's branches followed one by one
 _LONGEST_PREFIX = 63  # the C scanner's bound: a longer prefix is cut (fewer tokens ruled out)
 
@@ -86,7 +93,7 @@ def chains(pattern: re.Pattern[str]) -> list[Chain] | None:
     their first ones); None when some way has no word to go by (or the pattern is not
     a word pattern)."""
     pieces = alternatives(pattern.pattern)
-    if pieces is None:
+    if pieces is None or not _known(_parser.parse(pattern.pattern, 0).data):
         return None
     out: list[Chain] = []
     for n, piece in enumerate(pieces):
@@ -100,6 +107,22 @@ def chains(pattern: re.Pattern[str]) -> list[Chain] | None:
             if chain not in out:
                 out.append(chain)
     return out
+
+
+def _known(items: Sequence[tuple[Any, Any]]) -> bool:
+    """Whether every piece of a parsed pattern, at any depth, is one read here."""
+    for op, av in items:
+        if op not in _KNOWN:
+            return False
+        if op is sre.BRANCH and not all(_known(a.data) for a in av[1]):
+            return False
+        if op is sre.SUBPATTERN and not _known(av[3].data):
+            return False
+        if op in _REPEATS and not _known(av[2].data):
+            return False
+        if op in (sre.ASSERT, sre.ASSERT_NOT) and not _known(av[1].data):
+            return False
+    return True
 
 
 def alternatives(source: str) -> list[str] | None:
@@ -331,7 +354,7 @@ def _width(item: tuple[Any, Any]) -> int:
 def _can_space(item: tuple[Any, Any]) -> bool:
     """Whether some whitespace character can be part of a match of ``item``."""
     probe = re.compile(_source(item))
-    return any(probe.search(ch) for ch in " \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000")
+    return any(probe.search(ch) for ch in _WHITESPACE)
 
 
 def _source(item: tuple[Any, Any]) -> str:
@@ -426,7 +449,7 @@ class Chains:
                     firsts[k].append(t)
                 else:
                     last = latest[k][j - 1] if latest[k][j - 1] < t else previous[k][j - 1]
-                    if last < 0 or t - last > chain.gaps[j]:
+                    if last < 0 or (chain.gaps[j] < FAR and t - last > chain.gaps[j]):
                         continue
                 if latest[k][j] != t:
                     previous[k][j], latest[k][j] = latest[k][j], t
@@ -438,11 +461,12 @@ class Chains:
             signal, chain = self._flat[k]
             masks[signal] = masks.get(signal, 0) | 1 << min(chain.alternative, 63)
             out = places.setdefault(signal, set())
-            span = sum(chain.gaps[1:])
+            span = _bounded(sum(chain.gaps[1:]))
+            lead = _bounded(chain.lead)
             for t in firsts[k]:
                 if not any(t <= e <= t + span for e in done):
                     continue  # no chain found ends close enough after this first word
-                for u in range(max(0, t - chain.lead), t + 1):
+                for u in range(max(0, t - lead), t + 1):
                     out.update(_run_before(norm, tokens[u][0]))
         return {i: (masks[i], sorted(p)) for i, p in sorted(places.items())}
 
@@ -451,6 +475,11 @@ class Chains:
         for n in range(1, min(len(token), self._longest) + 1):
             out += self._prefix.get(token[:n], ())
         return out
+
+
+def _bounded(tokens: int) -> int:
+    """A count of tokens, or one past any text's when it is ``FAR`` or more (no bound)."""
+    return tokens if tokens < FAR else 1 << 62
 
 
 def _run_before(norm: str, start: int) -> range:

@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks.screening import load
 from orchestrator.injection import engine, table, views
-from orchestrator.injection.wordseq import Chains, Cond, _class, chains
+from orchestrator.injection.wordseq import FAR, Chain, Chains, Cond, _class, chains
 
 _MACROS = {"<W>": "(?:ignore|disregard|forget)"}
 
@@ -126,6 +126,41 @@ def test_a_long_word_is_cut_to_a_prefix_the_scanner_takes() -> None:
     (chain,) = chains(_pattern(word + r"\w*"))  # type: ignore[misc]
     assert chain.words == (frozenset({Cond("a" * 63, False)}),)
     assert _places(word + r"\w*", "x " + word + "b") == [2]
+
+
+def test_an_unbounded_gap_has_no_bound_however_long_the_padding() -> None:
+    # "(?: +[^\\s.!?;]+)*" between two words: more than FAR tokens of padding must not
+    # hide the match (a review found a 2 MB text that did).
+    index = engine.build(table.load(), chained=True)
+    if not index.chains.compiled:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    text = "npm publish" + " x" * (FAR + 5) + " --access public"
+    v = views(text)
+    found = engine.match(v, index, index.prefilter.scan(v.low))
+    assert any("public" in why for why in found), list(found)
+    small = Chains(
+        {0: [Chain((frozenset({Cond("a", True)}), frozenset({Cond("b", True)})), (0, FAR), FAR)]}
+    )
+    norm = " a" + " x" * (FAR + 3) + " b"
+    assert small.scan(norm)[0][1][0] == 0  # the unbounded lead reaches back to the start
+    assert small._scan(" a x x b") == small.scan(" a x x b")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [r"ignore(?> all) rules", r"ign(o)re(?(1) <w>|x) all rules", r"ignore( <w> |-)all\1rules"],
+)
+def test_a_pattern_with_pieces_not_read_here_is_left_to_re2(source: str) -> None:
+    # Atomic groups and backreferences could take whitespace unseen: not read at all.
+    assert chains(_pattern(source)) is None
+
+
+def test_every_whitespace_character_counts_as_one() -> None:
+    # \x1f is whitespace to str.split and re, and survives into the word view: in a
+    # pattern it crosses a token like a space does.
+    text = " ignore\x1fall rules"
+    places = Chains({0: chains(_pattern("ignore\x1fall rules")) or []}).scan(text)
+    assert places and places[0][1] == [0]
 
 
 def test_a_pattern_with_nothing_to_go_by_is_not_read() -> None:
