@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.injection import training
+from orchestrator.injection import training, wordseq
 from orchestrator.injection.model import Model, shipped
 from orchestrator.injection.scoring import Detector
 from orchestrator.screening import Screener
@@ -336,7 +336,7 @@ def run(rounds: int, n: int) -> Result:
         baseline_per_s=base_rate,
         cold_per_s=cold_rate,
         cold_p99_ms=percentile(cold_latencies, 0.99),
-        compiled=shipped().compiled and Detector().chains_compiled,
+        compiled=shipped().compiled and wordseq.COMPILED,
     )
     held_out = {
         path.name: injection_scores(load(path.name), screener)

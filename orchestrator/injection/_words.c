@@ -185,7 +185,9 @@ static PyObject *Table_weigh(Table *self, PyObject *text) {
 }
 
 /* ``fold(low)``: a lowered text with zero-width characters dropped and typographic ones
- * made ASCII (``views``' tables, one for one), and its word view: ``(low, norm)``. */
+ * made ASCII, and its word view: ``(low, norm)``. The two tables copy ``views``'
+ * ``_ZERO_WIDTH`` and ``_TYPOGRAPHIC``; ``test_the_compiled_views_are_the_python_ones``
+ * runs every character of those through both. */
 static const Py_UCS4 ZERO_WIDTH[] = {0x200b, 0x200c, 0x200d, 0x2060, 0xfeff, 0x00ad};
 static const Py_UCS4 TYPOGRAPHIC[][2] = {
     {0x2019, '\''}, {0x2018, '\''}, {0x201c, '"'}, {0x201d, '"'}, {0x2014, '-'},

@@ -70,8 +70,6 @@ class Prefilter:
         options.max_mem = _MAX_MEM
         ids: dict[str, int] = {}
         self._needs = [frozenset(ids.setdefault(f, len(ids)) for f in fs) for fs in factors]
-        # A pattern with no factors is not in the set: never a candidate (its user
-        # finds its candidates some other way, and may still ask ``next_start``).
         # Two sets, the word-view factors apart: one DFA over both would have to hold
         # every combination of their states, and would take far longer to warm up.
         groups: list[list[int]] = [[], []]
@@ -80,6 +78,8 @@ class Prefilter:
         self._sets = [(_compiled([list(ids)[i] for i in g], options), g) for g in groups if g]
         self._by_factor: dict[int, list[int]] = {}
         for i, needs in enumerate(self._needs):
+            # A pattern with no factors is not in the set: never a candidate (its user
+            # finds its candidates some other way, and may still ask ``next_start``).
             if needs:
                 self._by_factor.setdefault(min(needs), []).append(i)
         self._regexes: list[_Regex] = [_re2.RE2(p.encode(), options) for p in patterns]

@@ -39,11 +39,6 @@ class Detector:
         self._names = {first + i: name for i, name in enumerate(extra)}
         self._encoded = signals.reasons["encoded"]
 
-    @property
-    def chains_compiled(self) -> bool:
-        """Whether the word chains are found by the compiled core."""
-        return self._index.chains.compiled
-
     def scan(self, v: Views) -> Scan:
         """The prefilter's answer for ``v``."""
         return self._index.prefilter.scan(v.low)

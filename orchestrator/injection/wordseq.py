@@ -202,15 +202,10 @@ def _alternatives(item: tuple[Any, Any]) -> list[list[tuple[Any, Any]]] | None:
     return None
 
 
-def _branchy(items: list[tuple[Any, Any]]) -> bool:
-    return len(items) == 1 and items[0][0] is sre.BRANCH
-
-
 def _one_word(alternative: list[tuple[Any, Any]], follow: Any) -> bool:
     """Whether an alternative is one word, with nothing before or after it."""
     for end in _walk(alternative, [_State()], follow):
-        if end.mode == "start" and end.word:
-            _close(end, exact=_space_must(follow))
+        _close(end, exact=_space_must(follow))
         if len(end.words) != 1 or end.gaps[0] or end.since:
             return False
     return True
@@ -297,8 +292,7 @@ def _branch(alternatives: list[list[tuple[Any, Any]]], state: _State, follow: An
     for alternative in alternatives:
         start = replace(state, words=[], gaps=[], since=0)
         for end in _walk(alternative, [start], follow):
-            if end.mode == "start" and end.word:
-                _close(end, exact=_space_must(follow))
+            _close(end, exact=_space_must(follow))
             ends.append(end)
     joined = _join(ends)
     if all(e.words for e in ends):
