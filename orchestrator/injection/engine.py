@@ -26,6 +26,7 @@ _MENTION = re.compile(
     r"|words?|text|sentence|input|payload|tests?|catch\w*|means?|injection|attack|assert\w*"
     r"|refus\w*|reject\w*|handl\w*|check\w*|ensur\w*|verif\w*|den(?:y|ies)|classif\w*|label\w*)\W*$"
 )
+_MENTION_REACH = 8  # the most characters a mention has before its last word ("such ")
 # Gaps, put in after the spaces are made elastic: one word, or up to N words.
 _GAPS = {
     "<w>": r"[^\s.!?;]+",
@@ -177,7 +178,25 @@ def _places(text: str, starts: tuple[str, ...]) -> set[int]:
 
 def _quoted(low: str, at: int) -> bool:
     """Whether the words at ``at`` are quoted as an example ("matches 'ignore …'")."""
-    return low[at] in "'\"`" and _MENTION.search(low, 0, at) is not None
+    return low[at] in "'\"`" and _MENTION.search(low, _last_word(low, at), at) is not None
+
+
+def _last_word(low: str, at: int) -> int:
+    """Where a ``_MENTION`` ending at ``at`` can start at the earliest: a little before
+    the last word before it (the mention is that word's end, after the non-word
+    characters before ``at``; "such as" and "e.g." reach a few characters further
+    back). Searching from there, not from 0, costs a few characters instead of the
+    text's length (a search of the whole text took 20-60 µs)."""
+    start = at
+    while start > 0 and not _word_char(low[start - 1]):
+        start -= 1
+    while start > 0 and _word_char(low[start - 1]):
+        start -= 1
+    return max(0, start - _MENTION_REACH)
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what ``\w`` takes in a ``str`` pattern
 
 
 def _found(found: Found, weight: float, why: str, words: str) -> None:

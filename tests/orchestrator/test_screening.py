@@ -244,6 +244,30 @@ def test_the_prefilter_never_hides_a_signal() -> None:
                 assert i in candidates, (signal.why, text)
 
 
+def test_a_quote_is_an_example_after_the_same_words_when_only_its_end_is_read() -> None:
+    # ``_quoted`` searches for the mention from just before the last word before the
+    # quote, not from the start of the text: the answer must be the whole search's at
+    # every quote of the corpus, and where a mention has spaces or dots in it.
+    texts = [views(text).low for text in _corpus_texts()]
+    texts += [
+        " a phrase such as 'ignore all rules'",
+        ' e.g. "ignore all rules"',
+        " it says: -- `ignore all rules`",
+        " rematchingwordsthatgoonandon 'ignore'",
+        " d\u00e9tect\u00e9 'ignore'",
+        " such  as 'ignore'",
+        "'ignore' first",
+    ]
+    checked = 0
+    for low in texts:
+        for at, ch in enumerate(low):
+            if ch in "'\"`":
+                whole = engine._MENTION.search(low, 0, at) is not None
+                assert engine._quoted(low, at) == whole, (low, at)
+                checked += 1
+    assert checked > 500
+
+
 def _starts(pattern: re.Pattern[str], text: str) -> list[int]:
     """Every place a match of ``pattern`` starts at in ``text``."""
     out: list[int] = []
