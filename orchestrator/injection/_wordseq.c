@@ -1,16 +1,24 @@
 /* Word chains found in one pass over a text's word view (see ``wordseq.py``).
  *
- * ``Scanner(conds, uses, chains)``: ``conds[c]`` is ``(text, exact)``, a token that is
- * ``text`` or starts with it; ``uses[c]`` the ``(chain, word)`` pairs whose word takes
- * that cond; ``chains[k]`` is ``(signal, gaps, lead, alternative)``.
+ * ``Scanner(conds, uses, chains)``: ``conds[c]`` is ``(text, kind)``, a token that
+ * starts with ``text`` (kind 0), is ``text`` (1) or has it anywhere in it (2);
+ * ``uses[c]`` the ``(chain, word)`` pairs whose word takes that cond; ``chains[k]`` is
+ * ``(signal, gaps, lead, alternative, same)``, ``same`` bit j: word j may take the
+ * token word j - 1 took.
  *
  * ``scan(norm)`` splits the text into tokens (runs of characters that are not
- * whitespace, as ``str.split`` sees it). A token whose first two characters start no
- * cond is skipped; otherwise the running hash of its characters is looked up as a
- * prefix cond at every length some prefix cond has, and the whole token as an exact
- * one. Each cond taken moves every chain word that takes it on, keeping per word the
- * latest token the chain up to that word ended at (the best one for the gaps still to
- * come), and the one before it (for a word after it taken by the same token). It
+ * whitespace, as ``str.split`` sees it). Unless a token's first two characters start
+ * no cond, the running hash of its characters is looked up as a prefix cond at every
+ * length some prefix cond has, and the whole token as an exact one; the same from
+ * every character of it where some inside cond starts, as an inside cond (a filter
+ * of the lengths conds have after each two characters, and one of the hashes, keep
+ * most of those lookups off the table). The conds a token takes move every chain word
+ * that takes them on, a chain's words in order: a first word always, a later one once
+ * the word before it is reached (only then is it put on its conds' lists, so a common
+ * word costs nothing for the chains not yet up to it). Per word it keeps the latest
+ * token the chain up to that word ended at (the best one for the gaps still to come),
+ * and the one before it (for a word after it taken by the same token, when that word
+ * may not take the same token). It
  * returns ``[(signal, alternatives, [place, ...]), ...]`` for the signals
  * with a chain found, in signal order: ``alternatives`` has bit n for each top-level
  * alternative n (bit 63 for any later one) with a chain found; the places (sorted) are
@@ -35,28 +43,54 @@ typedef struct {
     int32_t chain;
     int32_t gap;   /* the most tokens from the chain's word before */
     uint8_t first, last;
+    uint8_t same;  /* it may take the token the word before took */
 } Use;
 
+/* Cond kinds, as ``wordseq._kind`` numbers them. */
+enum { PREFIX = 0, EXACT = 1, INSIDE = 2 };
+
+/* Which two-character starts some cond of a kind has. */
 typedef struct {
-    uint32_t stamp;   /* the scan that set latest */
+    uint64_t lengths;     /* bit n: some cond is n characters long (n < 64) */
+    uint64_t pairs[128 * 2]; /* bit (a, b): some cond starts with ASCII a then b (b < 128) */
+    uint64_t ones[2];     /* bit a: some cond is the one ASCII character a */
+    int any_wide;         /* some cond starts with a character past ASCII */
+    /* By PAIR(a, b) of ASCII a, b: the lengths of the conds (not exact ones) that may
+     * start with a then b (a one-character cond: with a, whatever follows). */
+    uint64_t pair_lengths[4096];
+} Starts;
+
+#define PAIR(a, b) ((((a) & 63) << 6) | ((b) & 63))
+
+typedef struct {
     int32_t latest;   /* the latest token the chain up to this word ended at */
     int32_t previous; /* the one before it, or -1: a token can take a word of a chain
                          and the word before (``log*``, ``logs*``) */
 } Progress;
 
+/* A filter in front of the slots, small enough to stay in the first-level cache: bit
+ * ``key >> 49`` of every cond's key is set, so most texts that are no cond are told
+ * apart without a look at the slots. */
+#define FILTER_BITS (1 << 15)
+
 typedef struct {
     PyObject_HEAD
+    uint64_t filter[FILTER_BITS / 64];
     Slot *slots; /* the conds, by the hash of their text and kind */
     size_t mask;
     Py_UCS4 **texts; /* per cond */
     Py_ssize_t *lengths;
-    uint64_t prefix_lengths; /* bit n: some prefix cond is n characters long (n < 64) */
-    uint64_t starts[128 * 2]; /* bit (a, b): some cond starts with ASCII a then b (b < 128) */
-    uint64_t ones[2];         /* bit a: some cond is the one ASCII character a */
-    int any_wide; /* some cond starts with a character past ASCII */
+    uint8_t *kinds;
+    uint8_t *has_same; /* per cond: some word that takes it may take the token before's */
+    Starts starts;     /* of the prefix and exact conds */
+    Starts inside;     /* of the inside conds */
     Py_ssize_t n_conds;
     Py_ssize_t *use_start; /* per cond: its uses are uses[use_start[c] .. use_start[c + 1]) */
+    Py_ssize_t *first_end; /* per cond: the first words' uses come first, up to this one */
     Use *uses;
+    int32_t *use_cond;     /* per use: its cond */
+    Py_ssize_t *word_start; /* per word: its uses are word_uses[word_start[w] .. [w + 1]) */
+    int32_t *word_uses;
     /* per chain */
     Py_ssize_t n_chains;
     int32_t *signal, *lead, *span; /* span: the most tokens from the first word to the last */
@@ -66,15 +100,24 @@ typedef struct {
     /* per word of every chain */
     Progress *progress;
     Py_ssize_t n_words;
-    uint32_t scans;
+    uint64_t *reached; /* per scan, bit per word: the chain up to it ended somewhere */
     /* per scan */
     unsigned char *found;
     Py_ssize_t *tokens;
     Py_ssize_t tokens_cap;
-    Py_ssize_t (*firsts)[2];
-    Py_ssize_t firsts_len, firsts_cap;
+    /* A word after the first is looked at only once the word before is reached: its
+     * uses are then put on its conds' lists of ``active`` ones (linked in ``pool``). */
+    int32_t *active;             /* per cond: the latest use put on its list, or -1 */
+    int32_t (*pool)[2];          /* (use, the one put on the list before it, or -1) */
+    Py_ssize_t pool_len, pool_cap;
+    int32_t *touched;            /* the conds with a list */
+    Py_ssize_t touched_len;
+    Py_ssize_t (*history)[2];    /* (cond, token): a first word's cond taken by a token */
+    Py_ssize_t history_len, history_cap;
     Py_ssize_t (*ends)[2]; /* (chain, token): a chain found, ending at that token */
     Py_ssize_t ends_len, ends_cap;
+    int32_t *hits; /* the conds the token being read takes */
+    Py_ssize_t hits_len, hits_cap;
 } Scanner;
 
 static void Scanner_free(Scanner *self) {
@@ -82,6 +125,9 @@ static void Scanner_free(Scanner *self) {
         for (Py_ssize_t c = 0; c < self->n_conds; c++) PyMem_Free(self->texts[c]);
     PyMem_Free(self->texts);
     PyMem_Free(self->lengths);
+    PyMem_Free(self->kinds);
+    PyMem_Free(self->has_same);
+    PyMem_Free(self->hits);
     PyMem_Free(self->slots);
     PyMem_Free(self->use_start);
     PyMem_Free(self->uses);
@@ -92,9 +138,17 @@ static void Scanner_free(Scanner *self) {
     PyMem_Free(self->masks);
     PyMem_Free(self->ends);
     PyMem_Free(self->progress);
+    PyMem_Free(self->reached);
     PyMem_Free(self->found);
     PyMem_Free(self->tokens);
-    PyMem_Free(self->firsts);
+    PyMem_Free(self->active);
+    PyMem_Free(self->pool);
+    PyMem_Free(self->touched);
+    PyMem_Free(self->history);
+    PyMem_Free(self->first_end);
+    PyMem_Free(self->use_cond);
+    PyMem_Free(self->word_start);
+    PyMem_Free(self->word_uses);
     memset((char *)self + sizeof(PyObject), 0, sizeof(Scanner) - sizeof(PyObject));
 }
 
@@ -112,20 +166,22 @@ static const uint64_t FNV_PRIME = 1099511628211ULL;
 
 /* The hash of a text whose running FNV-1a hash is ``hash``, as an exact or a prefix
  * cond (never 0: 0 marks an empty slot). */
-static inline uint64_t keyed(uint64_t hash, int exact) {
-    uint64_t key = (hash ^ (uint64_t)exact) * 0x9E3779B97F4A7C15ULL;
+static inline uint64_t keyed(uint64_t hash, int cond_kind) {
+    uint64_t key = (hash ^ (uint64_t)cond_kind) * 0x9E3779B97F4A7C15ULL;
     return key ? key : 1;
 }
 
-/* The cond of that kind whose text is data[start:end] (hashed ``hash``), or -1. */
-static inline int32_t find(Scanner *self, uint64_t hash, int exact, int kind, const void *data,
-                           Py_ssize_t start, Py_ssize_t end) {
-    uint64_t key = keyed(hash, exact);
+/* The cond of kind ``cond_kind`` whose text is data[start:end] (hashed ``hash``), or -1. */
+static inline int32_t find(Scanner *self, uint64_t hash, int cond_kind, int kind,
+                           const void *data, Py_ssize_t start, Py_ssize_t end) {
+    uint64_t key = keyed(hash, cond_kind);
+    if (!((self->filter[key >> 55] >> ((key >> 49) & 63)) & 1)) return -1;
     size_t at = (size_t)(key >> 32) & self->mask;
     for (;;) {
         Slot *slot = &self->slots[at];
         if (slot->hash == 0) return -1;
-        if (slot->hash == key && self->lengths[slot->cond] == end - start) {
+        if (slot->hash == key && self->lengths[slot->cond] == end - start &&
+            self->kinds[slot->cond] == cond_kind) {
             const Py_UCS4 *text = self->texts[slot->cond];
             Py_ssize_t k = 0;
             while (k < end - start && text[k] == PyUnicode_READ(kind, data, start + k)) k++;
@@ -152,30 +208,40 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     self->slots = PyMem_Calloc(size, sizeof(Slot));
     self->texts = PyMem_Calloc(n_conds + 1, sizeof(Py_UCS4 *));
     self->lengths = PyMem_Calloc(n_conds + 1, sizeof(Py_ssize_t));
+    self->kinds = PyMem_Calloc(n_conds + 1, 1);
+    self->has_same = PyMem_Calloc(n_conds + 1, 1);
     self->use_start = PyMem_Calloc(n_conds + 1, sizeof(Py_ssize_t));
-    if (!self->slots || !self->texts || !self->lengths || !self->use_start) goto nomem;
+    if (!self->slots || !self->texts || !self->lengths || !self->kinds || !self->has_same ||
+        !self->use_start)
+        goto nomem;
     self->mask = size - 1;
     self->n_conds = n_conds;
     Py_ssize_t n_uses = 0;
     for (Py_ssize_t c = 0; c < n_conds; c++) {
         PyObject *text;
-        int exact;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(conds, c), "Up", &text, &exact)) goto fail;
+        int cond_kind;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(conds, c), "Ui", &text, &cond_kind)) goto fail;
         Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-        if (length == 0 || (!exact && length >= 64)) {
+        if (cond_kind < PREFIX || cond_kind > INSIDE) {
+            PyErr_SetString(PyExc_ValueError, "a cond's kind is 0, 1 or 2");
+            goto fail;
+        }
+        if (length == 0 || (cond_kind != EXACT && length >= 64)) {
             PyErr_SetString(PyExc_ValueError, "a cond's text is empty, or too long a prefix");
             goto fail;
         }
+        self->kinds[c] = (uint8_t)cond_kind;
         self->texts[c] = PyUnicode_AsUCS4Copy(text);
         if (self->texts[c] == NULL) goto fail;
         self->lengths[c] = length;
         uint64_t hash = FNV_OFFSET;
         for (Py_ssize_t k = 0; k < length; k++) hash = (hash ^ self->texts[c][k]) * FNV_PRIME;
-        uint64_t key = keyed(hash, exact);
+        uint64_t key = keyed(hash, cond_kind);
         size_t at = (size_t)(key >> 32) & self->mask;
         while (self->slots[at].hash != 0) {
             Slot *slot = &self->slots[at];
             if (slot->hash == key && self->lengths[slot->cond] == length &&
+                self->kinds[slot->cond] == cond_kind &&
                 memcmp(self->texts[slot->cond], self->texts[c], length * sizeof(Py_UCS4)) == 0) {
                 PyErr_SetString(PyExc_ValueError, "a cond is given twice");
                 goto fail;
@@ -183,17 +249,21 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
             at = (at + 1) & self->mask;
         }
         self->slots[at] = (Slot){key, (int32_t)c};
+        self->filter[key >> 55] |= 1ULL << ((key >> 49) & 63);
+        Starts *starts = cond_kind == INSIDE ? &self->inside : &self->starts;
         Py_UCS4 a = self->texts[c][0], b = length > 1 ? self->texts[c][1] : 0;
         if (a >= 128 || b >= 128)
-            self->any_wide = 1;
+            starts->any_wide = 1;
         else if (length == 1)
-            self->ones[a >> 6] |= 1ULL << (a & 63);
+            starts->ones[a >> 6] |= 1ULL << (a & 63);
         else
-            self->starts[a * 2 + (b >> 6)] |= 1ULL << (b & 63);
-        if (!exact) self->prefix_lengths |= 1ULL << length;
-        if (!exact && length == 1 && self->texts[c][0] < 128) {
-            Py_UCS4 a = self->texts[c][0];
-            self->starts[a * 2] = self->starts[a * 2 + 1] = ~0ULL;
+            starts->pairs[a * 2 + (b >> 6)] |= 1ULL << (b & 63);
+        if (cond_kind != EXACT) starts->lengths |= 1ULL << length;
+        if (cond_kind != EXACT && length == 1 && a < 128) {
+            starts->pairs[a * 2] = starts->pairs[a * 2 + 1] = ~0ULL;
+            for (Py_UCS4 any = 0; any < 128; any++) starts->pair_lengths[PAIR(a, any)] |= 2;
+        } else if (cond_kind != EXACT && a < 128 && b < 128) {
+            starts->pair_lengths[PAIR(a, b)] |= 1ULL << length;
         }
         PyObject *list = PyList_GET_ITEM(uses, c);
         if (!PyList_Check(list)) {
@@ -213,20 +283,28 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     self->found = PyMem_Calloc(n + 1, 1);
     int32_t *first_word = PyMem_Calloc(n + 1, sizeof(int32_t));
     int32_t *length = PyMem_Calloc(n + 1, sizeof(int32_t));
+    uint64_t *same = PyMem_Calloc(n + 1, sizeof(uint64_t));
     self->uses = PyMem_Calloc(n_uses + 1, sizeof(Use));
     if (!self->signal || !self->lead || !self->span || !self->alternative || !self->found ||
-        !first_word || !length || !self->uses) {
+        !first_word || !length || !same || !self->uses) {
         PyMem_Free(first_word);
         PyMem_Free(length);
+        PyMem_Free(same);
         goto nomem;
     }
     Py_ssize_t n_words = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
         int signal, lead, alternative;
+        unsigned long long same_words;
         PyObject *gaps;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(chains, k), "iO!ii", &signal, &PyTuple_Type, &gaps,
-                              &lead, &alternative))
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(chains, k), "iO!iiK", &signal, &PyTuple_Type, &gaps,
+                              &lead, &alternative, &same_words))
             goto fail_chains;
+        same[k] = same_words;
+        if (PyTuple_GET_SIZE(gaps) > 64) {
+            PyErr_SetString(PyExc_ValueError, "a chain has more than 64 words");
+            goto fail_chains;
+        }
         if (signal < 0 || lead < 0 || alternative < 0) {
             PyErr_SetString(PyExc_ValueError, "a chain's signal, lead or alternative is negative");
             goto fail_chains;
@@ -257,33 +335,73 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
         goto fail_chains;
     }
     self->progress = PyMem_Calloc(n_words + 1, sizeof(Progress));
-    if (!self->progress) {
+    self->reached = PyMem_Calloc(n_words / 64 + 1, sizeof(uint64_t));
+    if (!self->progress || !self->reached) {
         PyErr_NoMemory();
         goto fail_chains;
     }
+    self->first_end = PyMem_Calloc(n_conds + 1, sizeof(Py_ssize_t));
+    self->use_cond = PyMem_Calloc(n_uses + 1, sizeof(int32_t));
+    self->word_start = PyMem_Calloc(n_words + 2, sizeof(Py_ssize_t));
+    self->word_uses = PyMem_Calloc(n_uses + 1, sizeof(int32_t));
+    self->active = PyMem_Malloc((n_conds + 1) * sizeof(int32_t));
+    self->touched = PyMem_Calloc(n_conds + 1, sizeof(int32_t));
+    if (!self->first_end || !self->use_cond || !self->word_start || !self->word_uses ||
+        !self->active || !self->touched) {
+        PyErr_NoMemory();
+        goto fail_chains;
+    }
+    for (Py_ssize_t c = 0; c < n_conds; c++) self->active[c] = -1;
     for (Py_ssize_t c = 0; c < n_conds; c++) {
         PyObject *list = PyList_GET_ITEM(uses, c);
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
-            int chain, word;
-            if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "ii", &chain, &word)) goto fail_chains;
-            if (chain < 0 || chain >= n || word < 0 || word >= length[chain]) {
-                PyErr_SetString(PyExc_ValueError, "a use names no chain's word");
-                goto fail_chains;
+        Py_ssize_t u = self->use_start[c];
+        self->first_end[c] = u;
+        for (int firsts = 1; firsts >= 0; firsts--) { /* the first words' uses first */
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+                int chain, word;
+                if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "ii", &chain, &word))
+                    goto fail_chains;
+                if ((word == 0) != firsts) continue;
+                if (chain < 0 || chain >= n || word < 0 || word >= length[chain]) {
+                    PyErr_SetString(PyExc_ValueError, "a use names no chain's word");
+                    goto fail_chains;
+                }
+                PyObject *gaps = PyTuple_GET_ITEM(PyList_GET_ITEM(chains, chain), 1);
+                long gap = PyLong_AsLong(PyTuple_GET_ITEM(gaps, word));
+                if (gap == -1 && PyErr_Occurred()) goto fail_chains;
+                int last = word == length[chain] - 1;
+                uint8_t takes_same = word > 0 && ((same[chain] >> word) & 1);
+                self->has_same[c] |= takes_same;
+                self->uses[u] = (Use){
+                    first_word[chain] + word, chain, (int32_t)gap, word == 0, last, takes_same};
+                self->use_cond[u] = (int32_t)c;
+                self->word_start[first_word[chain] + word + 1]++;
+                u++;
             }
-            PyObject *gaps = PyTuple_GET_ITEM(PyList_GET_ITEM(chains, chain), 1);
-            long gap = PyLong_AsLong(PyTuple_GET_ITEM(gaps, word));
-            if (gap == -1 && PyErr_Occurred()) goto fail_chains;
-            int last = word == length[chain] - 1;
-            self->uses[self->use_start[c] + i] =
-                (Use){first_word[chain] + word, chain, (int32_t)gap, word == 0, last};
+            if (firsts) self->first_end[c] = u;
         }
+    }
+    for (Py_ssize_t w = 0; w < n_words; w++) self->word_start[w + 1] += self->word_start[w];
+    {
+        Py_ssize_t *filled = PyMem_Calloc(n_words + 1, sizeof(Py_ssize_t));
+        if (!filled) {
+            PyErr_NoMemory();
+            goto fail_chains;
+        }
+        for (Py_ssize_t u = 0; u < n_uses; u++) {
+            int32_t w = self->uses[u].word;
+            self->word_uses[self->word_start[w] + filled[w]++] = (int32_t)u;
+        }
+        PyMem_Free(filled);
     }
     PyMem_Free(first_word);
     PyMem_Free(length);
+    PyMem_Free(same);
     return 0;
 fail_chains:
     PyMem_Free(first_word);
     PyMem_Free(length);
+    PyMem_Free(same);
     goto fail;
 nomem:
     PyErr_NoMemory();
@@ -339,33 +457,118 @@ static int ends_within(Scanner *self, Py_ssize_t chain, Py_ssize_t from, Py_ssiz
     return lo < self->ends_len && self->ends[lo][0] == chain && self->ends[lo][1] <= to;
 }
 
-/* A token took cond ``c``: every chain word that takes it moves on. */
-static int take(Scanner *self, int32_t c, int32_t t) {
-    uint32_t scan = self->scans;
-    const Use *use = &self->uses[self->use_start[c]], *end = &self->uses[self->use_start[c + 1]];
-    Progress *progress = self->progress;
-    for (; use < end; use++) {
-        if (use->first) {
-            if (add_pair(&self->firsts, &self->firsts_len, &self->firsts_cap, use->chain, t) < 0)
-                return -1;
-        } else {
-            const Progress *before = &progress[use->word - 1];
-            if (before->stamp != scan) continue;
-            int32_t last = before->latest < t ? before->latest : before->previous;
-            if (last < 0 || (use->gap < FAR && t - last > use->gap)) continue;
+/* Word ``word`` (not a chain's last) was reached: the uses of the word after it are
+ * put on their conds' lists. */
+static int activate(Scanner *self, int32_t word) {
+    for (Py_ssize_t k = self->word_start[word + 1]; k < self->word_start[word + 2]; k++) {
+        int32_t u = self->word_uses[k], c = self->use_cond[u];
+        if (self->pool_len == self->pool_cap) {
+            Py_ssize_t cap = self->pool_cap ? self->pool_cap * 2 : 256;
+            void *more = PyMem_Realloc(self->pool, cap * sizeof(self->pool[0]));
+            if (!more) return -1;
+            self->pool = more;
+            self->pool_cap = cap;
         }
-        Progress *now = &progress[use->word];
-        if (now->stamp != scan)
-            *now = (Progress){scan, t, -1};
-        else if (now->latest != t)
-            *now = (Progress){scan, t, now->latest};
-        if (use->last) {
-            self->found[use->chain] = 1;
-            if (add_pair(&self->ends, &self->ends_len, &self->ends_cap, use->chain, t) < 0)
-                return -1;
-        }
+        if (self->active[c] < 0) self->touched[self->touched_len++] = c;
+        self->pool[self->pool_len][0] = u;
+        self->pool[self->pool_len][1] = self->active[c];
+        self->active[c] = (int32_t)self->pool_len++;
     }
     return 0;
+}
+
+/* The chain word of ``use`` takes token ``t`` (its chain up to it ends there). */
+static int move(Scanner *self, const Use *use, int32_t t, int was) {
+    int32_t word = use->word;
+    Progress *now = &self->progress[word];
+    *now = (Progress){t, was ? now->latest : -1};
+    if (!was) {
+        self->reached[word >> 6] |= 1ULL << (word & 63);
+        if (!use->last && activate(self, word) < 0) return -1;
+    }
+    if (use->last) {
+        self->found[use->chain] = 1;
+        if (add_pair(&self->ends, &self->ends_len, &self->ends_cap, use->chain, t) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+#define REACHED(self, word) (((self)->reached[(word) >> 6] >> ((word) & 63)) & 1)
+
+/* Token ``t`` took cond ``c``: every chain word that takes it moves on (a first word,
+ * or a word whose word before is reached). Returns how many did that had not taken
+ * this token yet, or -1 when out of memory. */
+static int take(Scanner *self, int32_t c, int32_t t) {
+    int moved = 0;
+    for (Py_ssize_t u = self->use_start[c]; u < self->first_end[c]; u++) {
+        const Use *use = &self->uses[u];
+        int was = REACHED(self, use->word);
+        if (was && self->progress[use->word].latest == t) continue; /* taken already */
+        if (move(self, use, t, was) < 0) return -1;
+        moved++;
+    }
+    for (int32_t p = self->active[c]; p >= 0; p = self->pool[p][1]) {
+        const Use *use = &self->uses[self->pool[p][0]];
+        const Progress *before = &self->progress[use->word - 1];
+        int32_t last = before->latest < t || use->same ? before->latest : before->previous;
+        if (last < 0 || (use->gap < FAR && t - last > use->gap)) continue;
+        int was = REACHED(self, use->word);
+        if (was && self->progress[use->word].latest == t) continue; /* taken already */
+        if (move(self, use, t, was) < 0) return -1;
+        moved++;
+    }
+    return moved;
+}
+
+/* Notes that the token being read takes cond ``c`` (when it is one). */
+static inline int hit(Scanner *self, int32_t c) {
+    if (c < 0) return 0;
+    if (self->hits_len == self->hits_cap) {
+        Py_ssize_t cap = self->hits_cap ? self->hits_cap * 2 : 64;
+        int32_t *more = PyMem_Realloc(self->hits, cap * sizeof(int32_t));
+        if (!more) return -1;
+        self->hits = more;
+        self->hits_cap = cap;
+    }
+    self->hits[self->hits_len++] = c;
+    return 0;
+}
+
+/* Token ``t`` took the conds in ``hits``: the chains move on, each chain's words in
+ * order (a word that may take the token the word before took sees it taken: the
+ * conds are taken again while that moves some word on). */
+static int take_all(Scanner *self, int32_t t) {
+    int same = 0;
+    for (Py_ssize_t h = 0; h < self->hits_len; h++) {
+        int32_t c = self->hits[h];
+        same |= self->has_same[c];
+        if (self->first_end[c] > self->use_start[c] &&
+            add_pair(&self->history, &self->history_len, &self->history_cap, c, t) < 0)
+            return -1;
+    }
+    for (;;) {
+        int moved = 0;
+        for (Py_ssize_t h = 0; h < self->hits_len; h++) {
+            int m = take(self, self->hits[h], t);
+            if (m < 0) return -1;
+            moved += m;
+        }
+        if (!same || !moved) return 0;
+    }
+}
+
+/* Whether some cond of ``starts`` may start with the characters a, b (b: a space when
+ * the token ends after a). */
+/* The lengths of the conds of ``starts`` (not exact ones) that may start with a, b. */
+static inline uint64_t lengths_from(const Starts *starts, Py_UCS4 a, Py_UCS4 b) {
+    return a < 128 && b < 128 ? starts->pair_lengths[PAIR(a, b)] : starts->lengths;
+}
+
+static inline int may_start(const Starts *starts, Py_UCS4 a, Py_UCS4 b) {
+    if (a >= 128 || b >= 128) return starts->any_wide || a < 128;
+    if (Py_UNICODE_ISSPACE(b)) return (starts->ones[a >> 6] >> (a & 63)) & 1;
+    return (starts->pairs[a * 2 + (b >> 6)] >> (b & 63)) & 1;
 }
 
 typedef struct {
@@ -391,14 +594,13 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (++self->scans == 0) { /* the stamps wrapped: forget them all */
-        memset(self->progress, 0, self->n_words * sizeof(Progress));
-        self->scans = 1;
-    }
-    self->firsts_len = self->ends_len = 0;
+    memset(self->reached, 0, (self->n_words / 64 + 1) * sizeof(uint64_t));
+    self->history_len = self->ends_len = 0;
+    for (Py_ssize_t k = 0; k < self->touched_len; k++) self->active[self->touched[k]] = -1;
+    self->touched_len = self->pool_len = 0;
     memset(self->found, 0, self->n_chains);
     memset(self->masks, 0, self->n_signals * sizeof(uint64_t));
-    uint64_t lengths = self->prefix_lengths;
+    int any_inside = self->inside.lengths != 0;
     Py_ssize_t n_tokens = 0;
     Py_ssize_t i = 0;
     while (i < n) {
@@ -408,41 +610,55 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
         int32_t t = (int32_t)n_tokens++;
         Py_ssize_t start = i;
         self->tokens[t] = start;
+        self->hits_len = 0;
         /* Whether some cond may start this token: by its first two characters. */
         Py_UCS4 a = PyUnicode_READ(kind, data, i);
         Py_UCS4 b = i + 1 < n ? PyUnicode_READ(kind, data, i + 1) : ' ';
-        int maybe;
-        if (a >= 128 || b >= 128)
-            maybe = self->any_wide || a < 128;
-        else if (Py_UNICODE_ISSPACE(b))
-            maybe = (self->ones[a >> 6] >> (a & 63)) & 1;
-        else
-            maybe = (self->starts[a * 2 + (b >> 6)] >> (b & 63)) & 1;
-        if (!maybe) {
+        if (may_start(&self->starts, a, b)) {
+            uint64_t lengths = lengths_from(&self->starts, a, b);
+            uint64_t hash = FNV_OFFSET;
+            Py_UCS4 ch;
+            while (i < n && !Py_UNICODE_ISSPACE(ch = PyUnicode_READ(kind, data, i))) {
+                hash = (hash ^ ch) * FNV_PRIME;
+                i++;
+                Py_ssize_t length = i - start;
+                if (length < 64 && (lengths >> length) & 1 &&
+                    hit(self, find(self, hash, PREFIX, kind, data, start, i)) < 0)
+                    return PyErr_NoMemory();
+            }
+            if (hit(self, find(self, hash, EXACT, kind, data, start, i)) < 0)
+                return PyErr_NoMemory();
+        } else {
             while (i < n && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
-            continue;
         }
-        uint64_t hash = FNV_OFFSET;
-        Py_UCS4 ch;
-        while (i < n && !Py_UNICODE_ISSPACE(ch = PyUnicode_READ(kind, data, i))) {
-            hash = (hash ^ ch) * FNV_PRIME;
-            i++;
-            Py_ssize_t length = i - start;
-            if (length < 64 && (lengths >> length) & 1) {
-                int32_t c = find(self, hash, 0, kind, data, start, i);
-                if (c >= 0 && take(self, c, t) < 0) return PyErr_NoMemory();
+        /* The inside conds, from every character where one may start. */
+        if (any_inside) {
+            for (Py_ssize_t at = start; at < i; at++) {
+                Py_UCS4 x = PyUnicode_READ(kind, data, at);
+                Py_UCS4 y = at + 1 < i ? PyUnicode_READ(kind, data, at + 1) : ' ';
+                if (!may_start(&self->inside, x, y)) continue;
+                uint64_t lengths = lengths_from(&self->inside, x, y);
+                uint64_t hash = FNV_OFFSET;
+                for (Py_ssize_t to = at; to < i && to - at < 63 && lengths >> (to - at + 1);) {
+                    hash = (hash ^ PyUnicode_READ(kind, data, to)) * FNV_PRIME;
+                    to++;
+                    if ((lengths >> (to - at)) & 1 &&
+                        hit(self, find(self, hash, INSIDE, kind, data, at, to)) < 0)
+                        return PyErr_NoMemory();
+                }
             }
         }
-        int32_t c = find(self, hash, 1, kind, data, start, i);
-        if (c >= 0 && take(self, c, t) < 0) return PyErr_NoMemory();
+        if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
     }
     /* The places: the whitespace before each first word's token (when a chain found
      * ends close enough after it), and the leads'. */
     qsort(self->ends, self->ends_len, sizeof(self->ends[0]), by_pair);
     Py_ssize_t n_places = 0, cap = 0;
     Place *places = NULL;
-    for (Py_ssize_t f = 0; f < self->firsts_len; f++) {
-        Py_ssize_t chain = self->firsts[f][0], token = self->firsts[f][1];
+    for (Py_ssize_t f = 0; self->ends_len && f < self->history_len; f++) {
+      Py_ssize_t c = self->history[f][0], token = self->history[f][1];
+      for (Py_ssize_t first = self->use_start[c]; first < self->first_end[c]; first++) {
+        Py_ssize_t chain = self->uses[first].chain;
         Py_ssize_t span = self->span[chain];
         Py_ssize_t to = span == INT32_MAX ? PY_SSIZE_T_MAX : token + span;
         if (!self->found[chain] || !ends_within(self, chain, token, to))
@@ -465,6 +681,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
                 places[n_places++] = (Place){self->signal[chain], at};
             }
         }
+      }
     }
     qsort(places, n_places, sizeof(Place), by_place);
     PyObject *out = PyList_New(0);

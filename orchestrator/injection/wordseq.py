@@ -4,16 +4,19 @@ A word pattern (``engine.word_pattern``) runs on the word view, where a match st
 at a space and its literal words start tokens (a token is a run of characters that
 are not whitespace). ``chains`` reads a compiled pattern's top-level alternatives
 into ``Chain``\\ s: the words every match of the alternative has, in order (each one
-a set of ``Cond``: a token that is that word, or starts with it), how many tokens at
-most lie from one such word's token to the next (``gaps``), and how many tokens at
-most a match spans before its first word (``lead``). A chain is a superset: wherever
-the alternative matches, some tokens satisfy its chain; nothing is concluded from a
-lookaround, a word boundary or a character class.
+a set of ``Cond``: a token that is that word, or starts with it; or, for letters read
+where the token's start is not known, after a character gap or a class, a token that
+has them inside), how many tokens at most lie from one such word's token to the next
+(``gaps``; a word inside a token may be in the token of the word before), and how many
+tokens at most a match spans before its first word (``lead``). A chain is a superset:
+wherever the alternative matches, some tokens satisfy its chain; nothing is concluded
+from a lookaround, a word boundary or a character class.
 
 ``Chains.scan`` runs every chain over a text's tokens at once (in C, ``_wordseq``,
 when it is compiled): a chain is found when each word's token follows the one before
 within its gap, which it checks keeping, per word, the latest token the chain up to it
-ended at (and the one before, for a later word the same token takes). For each signal
+ended at (and the one before, for a later word the same token takes when it may not
+be in the same token). For each signal
 found it gives which top-level alternatives had a chain found, and where a match may
 start: before each token a found chain's first word was at (when the chain was found
 ending within its span after it), and up to ``lead`` tokens earlier. The engine then
@@ -51,13 +54,19 @@ _KNOWN = frozenset(
 )
 _WAYS = 8  # the most ways through a pattern's branches followed one by one
 _LONGEST_PREFIX = 63  # the C scanner's bound: a longer prefix is cut (fewer tokens ruled out)
+# The fewest letters and digits a word inside a token is read with: "in" or "es" are
+# inside most tokens, and would only cost the scan (a word with other characters,
+# "_" or ":", is read whatever its length).
+_INSIDE = 3
 
 
 class Cond(NamedTuple):
-    """A token that is ``text`` (``exact``), or that starts with it."""
+    """A token that is ``text`` (``exact``), that starts with it, or (``inside``) that
+    has it anywhere in it."""
 
     text: str
     exact: bool
+    inside: bool = False
 
 
 class Chain(NamedTuple):
@@ -81,6 +90,7 @@ class _State:
 
     mode: str = "start"
     word: str | None = ""
+    inner: str = ""  # the characters read since, where the token's start is not known
     words: list[frozenset[Cond]] = field(default_factory=list)
     gaps: list[int] = field(default_factory=list)
     since: int = 0
@@ -222,6 +232,8 @@ def _one(item: tuple[Any, Any], state: _State) -> _State:
     if op is sre.LITERAL and not chr(av).isspace():
         if state.mode == "start" and state.word is not None:
             state.word += chr(av)
+        else:
+            state.inner += chr(av)
         return state
     if op is sre.AT or op in (sre.ASSERT, sre.ASSERT_NOT):
         return state  # zero-width: nothing to go by, nothing to lose
@@ -265,12 +277,18 @@ def _space(state: _State, *, must: bool) -> _State:
 
 def _close(state: _State, *, exact: bool) -> None:
     """The word being read ends here: the token is that word (``exact``: whitespace
-    follows), or starts with it."""
+    follows), or starts with it; or, where the token's start is not known, it has the
+    characters read since in it (when they say enough: see ``_INSIDE``)."""
     if state.mode == "start" and state.word:
         word = state.word if exact else state.word[:_LONGEST_PREFIX]
         state.words.append(frozenset({Cond(word, exact)}))
         state.gaps.append(state.since)
         state.since = 0
+    elif len(state.inner) >= _INSIDE or (state.inner and not state.inner.isalnum()):
+        state.words.append(frozenset({Cond(state.inner[:_LONGEST_PREFIX], False, True)}))
+        state.gaps.append(state.since)
+        state.since = 0
+    state.inner = ""
     if state.mode == "start":
         state.word = None
 
@@ -304,6 +322,7 @@ def _branch(alternatives: list[list[tuple[Any, Any]]], state: _State, follow: An
         _close(state, exact=False)
         state.since = min(FAR, state.since + max(sum(e.gaps) + e.since for e in ends))
     state.mode, state.word = joined
+    state.inner = ""
     return state
 
 
@@ -397,21 +416,30 @@ class Chains:
     def __init__(self, signals: dict[int, list[Chain]]) -> None:
         self.signals = signals
         self._flat = [(i, c) for i, cs in signals.items() for c in cs]
+        # Per chain, per word: whether it may take the token the word before took (a
+        # word inside a token: "summariz*" then "ing", "api_key" for "_" then "key").
+        self._same = [tuple(any(c.inside for c in w) for w in c.words) for _, c in self._flat]
         self._conds: dict[Cond, list[tuple[int, int]]] = {}
         for k, (_, chain) in enumerate(self._flat):
             for j, word in enumerate(chain.words):
                 for cond in word:
                     self._conds.setdefault(cond, []).append((k, j))
-        self._exact = {c.text: items for c, items in self._conds.items() if c.exact}
-        self._prefix = {c.text: items for c, items in self._conds.items() if not c.exact}
+        by_kind: list[dict[str, list[tuple[int, int]]]] = [{}, {}, {}]
+        for cond, items in self._conds.items():
+            by_kind[_kind(cond)][cond.text] = items
+        self._prefix, self._exact, self._inside = by_kind
         self._longest = max((len(t) for t in self._prefix), default=0)
+        self._longest_inside = max((len(t) for t in self._inside), default=0)
         self._compiled = None
         if _wordseq is not None:
             conds = list(self._conds)
             self._compiled = _wordseq.Scanner(
-                [(c.text, c.exact) for c in conds],
+                [(c.text, _kind(c)) for c in conds],
                 [self._conds[c] for c in conds],
-                [(i, c.gaps, c.lead, c.alternative) for i, c in self._flat],
+                [
+                    (i, c.gaps, c.lead, c.alternative, sum(1 << j for j, s in enumerate(same) if s))
+                    for (i, c), same in zip(self._flat, self._same, strict=True)
+                ],
             )
 
     @property
@@ -437,16 +465,20 @@ class Chains:
         firsts: list[list[int]] = [[] for _ in self._flat]
         ends: dict[int, list[int]] = {}
         for t, (_, token) in enumerate(tokens):
-            for k, j in self._items(token):
+            # A chain's words in order, so a word inside this token sees the one
+            # before it taken here.
+            for k, j in sorted(set(self._items(token)), key=lambda item: item[1]):
                 chain = self._flat[k][1]
+                if latest[k][j] == t:
+                    continue  # taken already
                 if j == 0:
                     firsts[k].append(t)
                 else:
-                    last = latest[k][j - 1] if latest[k][j - 1] < t else previous[k][j - 1]
+                    before = latest[k][j - 1]
+                    last = before if before < t or self._same[k][j] else previous[k][j - 1]
                     if last < 0 or (chain.gaps[j] < FAR and t - last > chain.gaps[j]):
                         continue
-                if latest[k][j] != t:
-                    previous[k][j], latest[k][j] = latest[k][j], t
+                previous[k][j], latest[k][j] = latest[k][j], t
                 if j == len(chain.words) - 1:
                     ends.setdefault(k, []).append(t)
         places: dict[int, set[int]] = {}
@@ -468,7 +500,15 @@ class Chains:
         out = list(self._exact.get(token, ()))
         for n in range(1, min(len(token), self._longest) + 1):
             out += self._prefix.get(token[:n], ())
+        for at in range(len(token)):
+            for n in range(1, min(len(token) - at, self._longest_inside) + 1):
+                out += self._inside.get(token[at : at + n], ())
         return out
+
+
+def _kind(cond: Cond) -> int:
+    """A cond's kind, as the compiled scanner numbers them."""
+    return 2 if cond.inside else int(cond.exact)
 
 
 def _bounded(tokens: int) -> int:

@@ -73,8 +73,18 @@ def _places(source: str, text: str, python: bool = False) -> list[int] | None:
         # A lookahead and a word boundary add nothing, and lose nothing.
         (r"urgent\b(?! mail)", ["URGENT: act now", "urgent, mail"], ["an agent"]),
         # A gap over characters (spaces among them) of a bounded length: after it, a
-        # word may be the end of a token, so only the words before it count.
-        (r"send[^.!?;]{0,20}?secrets", ["send me all your secrets"], ["share secrets"]),
+        # word may be inside a token ("mysecrets"), and is read as such.
+        (
+            r"send[^.!?;]{0,20}?secrets",
+            ["send me all your secrets", "send them:mysecrets"],
+            ["share secrets", "send me the weather"],
+        ),
+        # Words inside one token, after a class: "_" and then "key" in the same token.
+        (
+            r"print (?:the )?\$?[a-z0-9]+_[a-z0-9_]*(?:key|token)\b",
+            ["print the AWS_SECRET_KEY now", "print $gh_token"],
+            ["print the report", "print my_var", "print the key and a_b"],
+        ),
         # One token takes a word and the word before it ("log*" and "logs*" both
         # take "logs"): the chain must not lose the token the word before took first.
         (
@@ -164,7 +174,8 @@ def test_every_whitespace_character_counts_as_one() -> None:
 
 
 def test_a_pattern_with_nothing_to_go_by_is_not_read() -> None:
-    assert chains(_pattern(r"\w+ing(?: now)?")) is None
+    # Inside a token, one letter or digit is nothing to go by.
+    assert chains(_pattern(r"\w+s(?: now)?")) is None
     assert chains(re.compile(r"ignore")) is None  # not a word pattern: no leading space
 
 
