@@ -1,10 +1,14 @@
 /* Word chains found in one pass over a text's word view (see ``wordseq.py``).
  *
- * ``Scanner(conds, uses, chains)``: ``conds[c]`` is ``(text, kind)``, a token that
- * starts with ``text`` (kind 0), is ``text`` (1) or has it anywhere in it (2);
- * ``uses[c]`` the ``(chain, word)`` pairs whose word takes that cond; ``chains[k]`` is
- * ``(signal, gaps, lead, alternative, same)``, ``same`` bit j: word j may take the
- * token word j - 1 took.
+ * ``Scanner(conds, nodes, chains)``: ``conds[c]`` is ``(text, kind)``, a token that
+ * starts with ``text`` (kind 0), is ``text`` (1) or has it anywhere in it (2). The
+ * chains come as a tree of their words, chains that begin with the same words sharing
+ * them: ``nodes[w]`` is ``(parent, gap, same, [cond, ...])``, a word (any of those
+ * conds) after word ``parent`` (-1: a chain's first word) at most ``gap`` tokens
+ * later, in the same token as it when ``same``; ``chains[k]`` is ``(signal, last,
+ * first, span, lead, alternative)``: its last and first words (nodes), the most
+ * tokens from the first to the last (``span``) and before the first (``lead``), and
+ * which top-level alternative of its signal it reads.
  *
  * ``scan(norm)`` splits the text into tokens (runs of characters that are not
  * whitespace, as ``str.split`` sees it). Unless a token's first two characters start
@@ -12,19 +16,19 @@
  * length some prefix cond has, and the whole token as an exact one; the same from
  * every character of it where some inside cond starts, as an inside cond (a filter
  * of the lengths conds have after each two characters, and one of the hashes, keep
- * most of those lookups off the table). The conds a token takes move every chain word
- * that takes them on, a chain's words in order: a first word always, a later one once
- * the word before it is reached (only then is it put on its conds' lists, so a common
- * word costs nothing for the chains not yet up to it). Per word it keeps the latest
- * token the chain up to that word ended at (the best one for the gaps still to come),
- * and the one before it (for a word after it taken by the same token, when that word
- * may not take the same token). It
- * returns ``[(signal, alternatives, [place, ...]), ...]`` for the signals
- * with a chain found, in signal order: ``alternatives`` has bit n for each top-level
- * alternative n (bit 63 for any later one) with a chain found; the places (sorted) are
- * the whitespace right before each token a found chain's first word was at (when the
- * chain was found ending at most its span of tokens later), or up to ``lead`` tokens
- * before it. ``wordseq.Chains._scan`` is the reference; the tests hold both to it.
+ * most of those lookups off the table). The conds a token takes move every word that
+ * takes them on, in order: a first word always, a later one once the word before it
+ * is reached (only then is it put on its conds' lists, so a common word costs nothing
+ * for the chains not yet up to it). Per word it keeps the latest token the chain up
+ * to that word ended at (the best one for the gaps still to come), and the one before
+ * it (for a word after it taken by the same token, when that word may not take the
+ * same token). It returns ``[(signal, alternatives, [place, ...]), ...]`` for the
+ * signals with a chain found, in signal order: ``alternatives`` has bit n for each
+ * top-level alternative n (bit 63 for any later one) with a chain found; the places
+ * (sorted) are the whitespace right before each token a found chain's first word was
+ * at (when the chain was found ending at most its span of tokens later), or up to
+ * ``lead`` tokens before it. ``wordseq.Chains._scan`` is the reference; the tests
+ * hold both to it.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -38,29 +42,31 @@ typedef struct {
     int32_t cond;
 } Slot;
 
-typedef struct {
-    int32_t word;  /* in words[]: the chain's word that takes the cond */
-    int32_t chain;
-    int32_t gap;   /* the most tokens from the chain's word before */
-    uint8_t first, last;
-    uint8_t same;  /* it may take the token the word before took */
-} Use;
-
 /* Cond kinds, as ``wordseq._kind`` numbers them. */
 enum { PREFIX = 0, EXACT = 1, INSIDE = 2 };
 
 /* Which two-character starts some cond of a kind has. */
 typedef struct {
-    uint64_t lengths;     /* bit n: some cond is n characters long (n < 64) */
+    uint64_t lengths;        /* bit n: some cond is n characters long (n < 64) */
     uint64_t pairs[128 * 2]; /* bit (a, b): some cond starts with ASCII a then b (b < 128) */
-    uint64_t ones[2];     /* bit a: some cond is the one ASCII character a */
-    int any_wide;         /* some cond starts with a character past ASCII */
+    uint64_t ones[2];        /* bit a: some cond is the one ASCII character a */
+    int any_wide;            /* some cond starts with a character past ASCII */
     /* By PAIR(a, b) of ASCII a, b: the lengths of the conds (not exact ones) that may
      * start with a then b (a one-character cond: with a, whatever follows). */
-    uint64_t pair_lengths[4096];
+    uint64_t pair_lengths[40 * 40];
 } Starts;
 
-#define PAIR(a, b) ((((a) & 63) << 6) | ((b) & 63))
+/* ASCII characters in 40 groups (a letter or a digit each its own, the rest in four),
+ * so the lengths by pair take 12.5 KB, not 128. */
+static uint8_t GROUP[128];
+
+#define PAIR(a, b) (GROUP[a] * 40 + GROUP[b])
+
+typedef struct {
+    int32_t parent; /* the word before, or -1 */
+    int32_t gap;    /* the most tokens from the word before's token */
+    uint8_t same;   /* it may take the token the word before took */
+} Node;
 
 typedef struct {
     int32_t latest;   /* the latest token the chain up to this word ended at */
@@ -85,34 +91,37 @@ typedef struct {
     Starts starts;     /* of the prefix and exact conds */
     Starts inside;     /* of the inside conds */
     Py_ssize_t n_conds;
-    Py_ssize_t *use_start; /* per cond: its uses are uses[use_start[c] .. use_start[c + 1]) */
-    Py_ssize_t *first_end; /* per cond: the first words' uses come first, up to this one */
-    Use *uses;
-    int32_t *use_cond;     /* per use: its cond */
-    Py_ssize_t *word_start; /* per word: its uses are word_uses[word_start[w] .. [w + 1]) */
-    int32_t *word_uses;
+    Py_ssize_t *root_start; /* per cond: the first words that take it, roots[..] */
+    int32_t *roots;
+    /* per node (word) */
+    Py_ssize_t n_nodes;
+    Node *nodes;
+    Py_ssize_t *next_start; /* per node: (cond, node) of the words after it, next[..] */
+    int32_t (*next)[2];
+    Py_ssize_t *end_start;  /* per node: the chains it is the last word of, ends_of[..] */
+    int32_t *ends_of;
+    Py_ssize_t *from_start; /* per node: the chains it is the first word of, from[..] */
+    int32_t *from;
     /* per chain */
     Py_ssize_t n_chains;
     int32_t *signal, *lead, *span; /* span: the most tokens from the first word to the last */
     int32_t *alternative;          /* which top-level alternative of its signal it reads */
     int32_t n_signals;             /* 1 + the highest signal */
     uint64_t *masks;               /* per signal, per scan: the alternatives found */
-    /* per word of every chain */
-    Progress *progress;
-    Py_ssize_t n_words;
-    uint64_t *reached; /* per scan, bit per word: the chain up to it ended somewhere */
     /* per scan */
+    Progress *progress; /* per node */
+    uint64_t *reached;  /* bit per node: the chain up to it ended somewhere */
     unsigned char *found;
     Py_ssize_t *tokens;
     Py_ssize_t tokens_cap;
-    /* A word after the first is looked at only once the word before is reached: its
-     * uses are then put on its conds' lists of ``active`` ones (linked in ``pool``). */
-    int32_t *active;             /* per cond: the latest use put on its list, or -1 */
-    int32_t (*pool)[2];          /* (use, the one put on the list before it, or -1) */
+    /* A word after the first is looked at only once the word before is reached: it is
+     * then put on its conds' lists of ``active`` ones (linked in ``pool``). */
+    int32_t *active;    /* per cond: the latest node put on its list, or -1 */
+    int32_t (*pool)[2]; /* (node, the one put on the list before it, or -1) */
     Py_ssize_t pool_len, pool_cap;
-    int32_t *touched;            /* the conds with a list */
+    int32_t *touched;   /* the conds with a list */
     Py_ssize_t touched_len;
-    Py_ssize_t (*history)[2];    /* (cond, token): a first word's cond taken by a token */
+    Py_ssize_t (*history)[2]; /* (cond, token): a first word's cond taken by a token */
     Py_ssize_t history_len, history_cap;
     Py_ssize_t (*ends)[2]; /* (chain, token): a chain found, ending at that token */
     Py_ssize_t ends_len, ends_cap;
@@ -123,32 +132,15 @@ typedef struct {
 static void Scanner_free(Scanner *self) {
     if (self->texts != NULL)
         for (Py_ssize_t c = 0; c < self->n_conds; c++) PyMem_Free(self->texts[c]);
-    PyMem_Free(self->texts);
-    PyMem_Free(self->lengths);
-    PyMem_Free(self->kinds);
-    PyMem_Free(self->has_same);
-    PyMem_Free(self->hits);
-    PyMem_Free(self->slots);
-    PyMem_Free(self->use_start);
-    PyMem_Free(self->uses);
-    PyMem_Free(self->signal);
-    PyMem_Free(self->lead);
-    PyMem_Free(self->span);
-    PyMem_Free(self->alternative);
-    PyMem_Free(self->masks);
-    PyMem_Free(self->ends);
-    PyMem_Free(self->progress);
-    PyMem_Free(self->reached);
-    PyMem_Free(self->found);
-    PyMem_Free(self->tokens);
-    PyMem_Free(self->active);
-    PyMem_Free(self->pool);
-    PyMem_Free(self->touched);
-    PyMem_Free(self->history);
-    PyMem_Free(self->first_end);
-    PyMem_Free(self->use_cond);
-    PyMem_Free(self->word_start);
-    PyMem_Free(self->word_uses);
+    void *owned[] = {
+        self->texts,    self->lengths,  self->kinds,     self->has_same,  self->slots,
+        self->root_start, self->roots,  self->nodes,     self->next_start, self->next,
+        self->end_start, self->ends_of, self->from_start, self->from,     self->signal,
+        self->lead,     self->span,     self->alternative, self->masks,   self->progress,
+        self->reached,  self->found,    self->tokens,    self->active,    self->pool,
+        self->touched,  self->history,  self->ends,      self->hits,
+    };
+    for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) PyMem_Free(owned[k]);
     memset((char *)self + sizeof(PyObject), 0, sizeof(Scanner) - sizeof(PyObject));
 }
 
@@ -164,8 +156,8 @@ static void Scanner_dealloc(Scanner *self) {
 static const uint64_t FNV_OFFSET = 14695981039346656037ULL;
 static const uint64_t FNV_PRIME = 1099511628211ULL;
 
-/* The hash of a text whose running FNV-1a hash is ``hash``, as an exact or a prefix
- * cond (never 0: 0 marks an empty slot). */
+/* The hash of a text whose running FNV-1a hash is ``hash``, as a cond of that kind
+ * (never 0: 0 marks an empty slot). */
 static inline uint64_t keyed(uint64_t hash, int cond_kind) {
     uint64_t key = (hash ^ (uint64_t)cond_kind) * 0x9E3779B97F4A7C15ULL;
     return key ? key : 1;
@@ -191,48 +183,42 @@ static inline int32_t find(Scanner *self, uint64_t hash, int cond_kind, int kind
     }
 }
 
-static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"conds", "uses", "chains", NULL};
-    PyObject *conds, *uses, *chains;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!", keywords, &PyList_Type, &conds,
-                                     &PyList_Type, &uses, &PyList_Type, &chains))
-        return -1;
-    Scanner_free(self);
+/* Reads the conds into the table and the filters. */
+static int read_conds(Scanner *self, PyObject *conds) {
     Py_ssize_t n_conds = PyList_GET_SIZE(conds);
-    if (PyList_GET_SIZE(uses) != n_conds) {
-        PyErr_SetString(PyExc_ValueError, "conds and uses differ in length");
-        return -1;
-    }
     size_t size = 16;
-    while (size < (size_t)n_conds * 4) size <<= 1;
+    while (size < (size_t)n_conds * 2) size <<= 1;
     self->slots = PyMem_Calloc(size, sizeof(Slot));
     self->texts = PyMem_Calloc(n_conds + 1, sizeof(Py_UCS4 *));
     self->lengths = PyMem_Calloc(n_conds + 1, sizeof(Py_ssize_t));
     self->kinds = PyMem_Calloc(n_conds + 1, 1);
     self->has_same = PyMem_Calloc(n_conds + 1, 1);
-    self->use_start = PyMem_Calloc(n_conds + 1, sizeof(Py_ssize_t));
+    self->active = PyMem_Malloc((n_conds + 1) * sizeof(int32_t));
+    self->touched = PyMem_Calloc(n_conds + 1, sizeof(int32_t));
     if (!self->slots || !self->texts || !self->lengths || !self->kinds || !self->has_same ||
-        !self->use_start)
-        goto nomem;
+        !self->active || !self->touched) {
+        PyErr_NoMemory();
+        return -1;
+    }
     self->mask = size - 1;
     self->n_conds = n_conds;
-    Py_ssize_t n_uses = 0;
     for (Py_ssize_t c = 0; c < n_conds; c++) {
+        self->active[c] = -1;
         PyObject *text;
         int cond_kind;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(conds, c), "Ui", &text, &cond_kind)) goto fail;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(conds, c), "Ui", &text, &cond_kind)) return -1;
         Py_ssize_t length = PyUnicode_GET_LENGTH(text);
         if (cond_kind < PREFIX || cond_kind > INSIDE) {
             PyErr_SetString(PyExc_ValueError, "a cond's kind is 0, 1 or 2");
-            goto fail;
+            return -1;
         }
         if (length == 0 || (cond_kind != EXACT && length >= 64)) {
             PyErr_SetString(PyExc_ValueError, "a cond's text is empty, or too long a prefix");
-            goto fail;
+            return -1;
         }
         self->kinds[c] = (uint8_t)cond_kind;
         self->texts[c] = PyUnicode_AsUCS4Copy(text);
-        if (self->texts[c] == NULL) goto fail;
+        if (self->texts[c] == NULL) return -1;
         self->lengths[c] = length;
         uint64_t hash = FNV_OFFSET;
         for (Py_ssize_t k = 0; k < length; k++) hash = (hash ^ self->texts[c][k]) * FNV_PRIME;
@@ -244,7 +230,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
                 self->kinds[slot->cond] == cond_kind &&
                 memcmp(self->texts[slot->cond], self->texts[c], length * sizeof(Py_UCS4)) == 0) {
                 PyErr_SetString(PyExc_ValueError, "a cond is given twice");
-                goto fail;
+                return -1;
             }
             at = (at + 1) & self->mask;
         }
@@ -265,149 +251,156 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
         } else if (cond_kind != EXACT && a < 128 && b < 128) {
             starts->pair_lengths[PAIR(a, b)] |= 1ULL << length;
         }
-        PyObject *list = PyList_GET_ITEM(uses, c);
-        if (!PyList_Check(list)) {
-            PyErr_SetString(PyExc_TypeError, "uses must be lists");
-            goto fail;
-        }
-        self->use_start[c] = n_uses;
-        n_uses += PyList_GET_SIZE(list);
     }
-    self->use_start[n_conds] = n_uses;
-    Py_ssize_t n = PyList_GET_SIZE(chains);
-    self->n_chains = n;
-    self->signal = PyMem_Calloc(n + 1, sizeof(int32_t));
-    self->lead = PyMem_Calloc(n + 1, sizeof(int32_t));
-    self->span = PyMem_Calloc(n + 1, sizeof(int32_t));
-    self->alternative = PyMem_Calloc(n + 1, sizeof(int32_t));
-    self->found = PyMem_Calloc(n + 1, 1);
-    int32_t *first_word = PyMem_Calloc(n + 1, sizeof(int32_t));
-    int32_t *length = PyMem_Calloc(n + 1, sizeof(int32_t));
-    uint64_t *same = PyMem_Calloc(n + 1, sizeof(uint64_t));
-    self->uses = PyMem_Calloc(n_uses + 1, sizeof(Use));
-    if (!self->signal || !self->lead || !self->span || !self->alternative || !self->found ||
-        !first_word || !length || !same || !self->uses) {
-        PyMem_Free(first_word);
-        PyMem_Free(length);
-        PyMem_Free(same);
-        goto nomem;
+    return 0;
+}
+
+/* Fills ``start`` (n + 1 entries, counts in start[k + 1]) with where each k's items
+ * begin, and returns a cursor array (a copy of the starts) to place them with. */
+static Py_ssize_t *offsets(Py_ssize_t *start, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < n; k++) start[k + 1] += start[k];
+    Py_ssize_t *cursor = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    if (cursor) memcpy(cursor, start, (n + 1) * sizeof(Py_ssize_t));
+    return cursor;
+}
+
+/* Reads the words (nodes) and the chains. */
+static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
+    Py_ssize_t n = PyList_GET_SIZE(nodes), n_conds = self->n_conds;
+    Py_ssize_t n_chains = PyList_GET_SIZE(chains);
+    self->n_nodes = n;
+    self->n_chains = n_chains;
+    self->nodes = PyMem_Calloc(n + 1, sizeof(Node));
+    self->root_start = PyMem_Calloc(n_conds + 2, sizeof(Py_ssize_t));
+    self->next_start = PyMem_Calloc(n + 2, sizeof(Py_ssize_t));
+    self->end_start = PyMem_Calloc(n + 2, sizeof(Py_ssize_t));
+    self->from_start = PyMem_Calloc(n + 2, sizeof(Py_ssize_t));
+    self->progress = PyMem_Calloc(n + 1, sizeof(Progress));
+    self->reached = PyMem_Calloc(n / 64 + 1, sizeof(uint64_t));
+    self->signal = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    self->lead = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    self->span = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    self->alternative = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    self->found = PyMem_Calloc(n_chains + 1, 1);
+    int32_t *last = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    int32_t *first = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    Py_ssize_t *cursor = NULL;
+    int ok = -1;
+    if (!self->nodes || !self->root_start || !self->next_start || !self->end_start ||
+        !self->from_start || !self->progress || !self->reached || !self->signal ||
+        !self->lead || !self->span || !self->alternative || !self->found || !last || !first) {
+        PyErr_NoMemory();
+        goto done;
     }
-    Py_ssize_t n_words = 0;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        int signal, lead, alternative;
-        unsigned long long same_words;
-        PyObject *gaps;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(chains, k), "iO!iiK", &signal, &PyTuple_Type, &gaps,
-                              &lead, &alternative, &same_words))
-            goto fail_chains;
-        same[k] = same_words;
-        if (PyTuple_GET_SIZE(gaps) > 64) {
-            PyErr_SetString(PyExc_ValueError, "a chain has more than 64 words");
-            goto fail_chains;
+    /* The nodes, counting the roots per cond and the (cond, next node) per node. */
+    for (Py_ssize_t w = 0; w < n; w++) {
+        int parent, gap, same;
+        PyObject *takes;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(nodes, w), "iipO!", &parent, &gap, &same,
+                              &PyList_Type, &takes))
+            goto done;
+        if (parent < -1 || parent >= w || gap < 0) {
+            PyErr_SetString(PyExc_ValueError, "a node's parent must come before it, its gap >= 0");
+            goto done;
         }
-        if (signal < 0 || lead < 0 || alternative < 0) {
-            PyErr_SetString(PyExc_ValueError, "a chain's signal, lead or alternative is negative");
-            goto fail_chains;
+        self->nodes[w] = (Node){parent, gap, (uint8_t)(same && parent >= 0)};
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(takes); k++) {
+            long c = PyLong_AsLong(PyList_GET_ITEM(takes, k));
+            if (c < 0 || c >= n_conds) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a node names no cond");
+                goto done;
+            }
+            if (parent < 0)
+                self->root_start[c + 1]++;
+            else
+                self->next_start[parent + 1]++;
+            self->has_same[c] |= self->nodes[w].same;
+        }
+    }
+    cursor = offsets(self->root_start, n_conds);
+    self->roots = cursor ? PyMem_Calloc(self->root_start[n_conds] + 1, sizeof(int32_t)) : NULL;
+    if (!self->roots || !cursor) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t *next_cursor = offsets(self->next_start, n);
+    self->next = PyMem_Calloc(self->next_start[n] + 1, sizeof(self->next[0]));
+    if (!next_cursor || !self->next) {
+        PyMem_Free(next_cursor);
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t w = 0; w < n; w++) {
+        PyObject *takes = PyTuple_GET_ITEM(PyList_GET_ITEM(nodes, w), 3);
+        int32_t parent = self->nodes[w].parent;
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(takes); k++) {
+            int32_t c = (int32_t)PyLong_AsLong(PyList_GET_ITEM(takes, k));
+            if (parent < 0) {
+                self->roots[cursor[c]++] = (int32_t)w;
+            } else {
+                Py_ssize_t at = next_cursor[parent]++;
+                self->next[at][0] = c;
+                self->next[at][1] = (int32_t)w;
+            }
+        }
+    }
+    PyMem_Free(next_cursor);
+    /* The chains, and per node the chains that end or begin there. */
+    for (Py_ssize_t k = 0; k < n_chains; k++) {
+        int signal, span, lead, alternative;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(chains, k), "iiiiii", &signal, &last[k], &first[k],
+                              &span, &lead, &alternative))
+            goto done;
+        if (signal < 0 || span < 0 || lead < 0 || alternative < 0 || last[k] < 0 ||
+            last[k] >= n || first[k] < 0 || first[k] >= n || self->nodes[first[k]].parent != -1) {
+            PyErr_SetString(PyExc_ValueError, "a chain's fields are out of range");
+            goto done;
         }
         if (signal >= self->n_signals) self->n_signals = signal + 1;
-        self->alternative[k] = alternative > 63 ? 63 : alternative;
         self->signal[k] = signal;
-        self->lead[k] = lead;
-        int64_t span = 0;
-        for (Py_ssize_t j = 1; j < PyTuple_GET_SIZE(gaps); j++) {
-            long g = PyLong_AsLong(PyTuple_GET_ITEM(gaps, j));
-            if (g < 0) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a gap is negative");
-                goto fail_chains;
-            }
-            span += g;
-        }
-        self->span[k] = span >= FAR ? INT32_MAX : (int32_t)span; /* FAR: no bound */
-        if (lead >= FAR) self->lead[k] = INT32_MAX;
-        length[k] = (int32_t)PyTuple_GET_SIZE(gaps);
-        first_word[k] = (int32_t)n_words;
-        n_words += PyTuple_GET_SIZE(gaps);
+        self->span[k] = span >= FAR ? INT32_MAX : span; /* FAR: no bound */
+        self->lead[k] = lead >= FAR ? INT32_MAX : lead;
+        self->alternative[k] = alternative > 63 ? 63 : alternative;
+        self->end_start[last[k] + 1]++;
+        self->from_start[first[k] + 1]++;
     }
-    self->n_words = n_words;
+    Py_ssize_t *end_cursor = offsets(self->end_start, n);
+    Py_ssize_t *from_cursor = offsets(self->from_start, n);
+    self->ends_of = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    self->from = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->masks = PyMem_Calloc(self->n_signals + 1, sizeof(uint64_t));
-    if (!self->masks) {
+    if (!end_cursor || !from_cursor || !self->ends_of || !self->from || !self->masks) {
+        PyMem_Free(end_cursor);
+        PyMem_Free(from_cursor);
         PyErr_NoMemory();
-        goto fail_chains;
+        goto done;
     }
-    self->progress = PyMem_Calloc(n_words + 1, sizeof(Progress));
-    self->reached = PyMem_Calloc(n_words / 64 + 1, sizeof(uint64_t));
-    if (!self->progress || !self->reached) {
-        PyErr_NoMemory();
-        goto fail_chains;
+    for (Py_ssize_t k = 0; k < n_chains; k++) {
+        self->ends_of[end_cursor[last[k]]++] = (int32_t)k;
+        self->from[from_cursor[first[k]]++] = (int32_t)k;
     }
-    self->first_end = PyMem_Calloc(n_conds + 1, sizeof(Py_ssize_t));
-    self->use_cond = PyMem_Calloc(n_uses + 1, sizeof(int32_t));
-    self->word_start = PyMem_Calloc(n_words + 2, sizeof(Py_ssize_t));
-    self->word_uses = PyMem_Calloc(n_uses + 1, sizeof(int32_t));
-    self->active = PyMem_Malloc((n_conds + 1) * sizeof(int32_t));
-    self->touched = PyMem_Calloc(n_conds + 1, sizeof(int32_t));
-    if (!self->first_end || !self->use_cond || !self->word_start || !self->word_uses ||
-        !self->active || !self->touched) {
-        PyErr_NoMemory();
-        goto fail_chains;
-    }
-    for (Py_ssize_t c = 0; c < n_conds; c++) self->active[c] = -1;
-    for (Py_ssize_t c = 0; c < n_conds; c++) {
-        PyObject *list = PyList_GET_ITEM(uses, c);
-        Py_ssize_t u = self->use_start[c];
-        self->first_end[c] = u;
-        for (int firsts = 1; firsts >= 0; firsts--) { /* the first words' uses first */
-            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
-                int chain, word;
-                if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "ii", &chain, &word))
-                    goto fail_chains;
-                if ((word == 0) != firsts) continue;
-                if (chain < 0 || chain >= n || word < 0 || word >= length[chain]) {
-                    PyErr_SetString(PyExc_ValueError, "a use names no chain's word");
-                    goto fail_chains;
-                }
-                PyObject *gaps = PyTuple_GET_ITEM(PyList_GET_ITEM(chains, chain), 1);
-                long gap = PyLong_AsLong(PyTuple_GET_ITEM(gaps, word));
-                if (gap == -1 && PyErr_Occurred()) goto fail_chains;
-                int last = word == length[chain] - 1;
-                uint8_t takes_same = word > 0 && ((same[chain] >> word) & 1);
-                self->has_same[c] |= takes_same;
-                self->uses[u] = (Use){
-                    first_word[chain] + word, chain, (int32_t)gap, word == 0, last, takes_same};
-                self->use_cond[u] = (int32_t)c;
-                self->word_start[first_word[chain] + word + 1]++;
-                u++;
-            }
-            if (firsts) self->first_end[c] = u;
-        }
-    }
-    for (Py_ssize_t w = 0; w < n_words; w++) self->word_start[w + 1] += self->word_start[w];
-    {
-        Py_ssize_t *filled = PyMem_Calloc(n_words + 1, sizeof(Py_ssize_t));
-        if (!filled) {
-            PyErr_NoMemory();
-            goto fail_chains;
-        }
-        for (Py_ssize_t u = 0; u < n_uses; u++) {
-            int32_t w = self->uses[u].word;
-            self->word_uses[self->word_start[w] + filled[w]++] = (int32_t)u;
-        }
-        PyMem_Free(filled);
-    }
-    PyMem_Free(first_word);
-    PyMem_Free(length);
-    PyMem_Free(same);
-    return 0;
-fail_chains:
-    PyMem_Free(first_word);
-    PyMem_Free(length);
-    PyMem_Free(same);
-    goto fail;
-nomem:
-    PyErr_NoMemory();
-fail:
+    PyMem_Free(end_cursor);
+    PyMem_Free(from_cursor);
+    ok = 0;
+done:
+    PyMem_Free(cursor);
+    PyMem_Free(last);
+    PyMem_Free(first);
+    return ok;
+}
+
+static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"conds", "nodes", "chains", NULL};
+    PyObject *conds, *nodes, *chains;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!", keywords, &PyList_Type, &conds,
+                                     &PyList_Type, &nodes, &PyList_Type, &chains))
+        return -1;
     Scanner_free(self);
-    return -1;
+    if (read_conds(self, conds) < 0 || read_tree(self, nodes, chains) < 0) {
+        Scanner_free(self);
+        return -1;
+    }
+    return 0;
 }
 
 static int grow_tokens(Scanner *self, Py_ssize_t need) {
@@ -457,11 +450,12 @@ static int ends_within(Scanner *self, Py_ssize_t chain, Py_ssize_t from, Py_ssiz
     return lo < self->ends_len && self->ends[lo][0] == chain && self->ends[lo][1] <= to;
 }
 
-/* Word ``word`` (not a chain's last) was reached: the uses of the word after it are
- * put on their conds' lists. */
-static int activate(Scanner *self, int32_t word) {
-    for (Py_ssize_t k = self->word_start[word + 1]; k < self->word_start[word + 2]; k++) {
-        int32_t u = self->word_uses[k], c = self->use_cond[u];
+#define REACHED(self, w) (((self)->reached[(w) >> 6] >> ((w) & 63)) & 1)
+
+/* Word ``w`` was reached: the words after it are put on their conds' lists. */
+static int activate(Scanner *self, int32_t w) {
+    for (Py_ssize_t k = self->next_start[w]; k < self->next_start[w + 1]; k++) {
+        int32_t c = self->next[k][0];
         if (self->pool_len == self->pool_cap) {
             Py_ssize_t cap = self->pool_cap ? self->pool_cap * 2 : 256;
             void *more = PyMem_Realloc(self->pool, cap * sizeof(self->pool[0]));
@@ -470,52 +464,51 @@ static int activate(Scanner *self, int32_t word) {
             self->pool_cap = cap;
         }
         if (self->active[c] < 0) self->touched[self->touched_len++] = c;
-        self->pool[self->pool_len][0] = u;
+        self->pool[self->pool_len][0] = self->next[k][1];
         self->pool[self->pool_len][1] = self->active[c];
         self->active[c] = (int32_t)self->pool_len++;
     }
     return 0;
 }
 
-/* The chain word of ``use`` takes token ``t`` (its chain up to it ends there). */
-static int move(Scanner *self, const Use *use, int32_t t, int was) {
-    int32_t word = use->word;
-    Progress *now = &self->progress[word];
+/* Word ``w`` takes token ``t`` (the chain up to it ends there); ``was``: it was
+ * reached before. */
+static int move(Scanner *self, int32_t w, int32_t t, int was) {
+    Progress *now = &self->progress[w];
     *now = (Progress){t, was ? now->latest : -1};
     if (!was) {
-        self->reached[word >> 6] |= 1ULL << (word & 63);
-        if (!use->last && activate(self, word) < 0) return -1;
+        self->reached[w >> 6] |= 1ULL << (w & 63);
+        if (activate(self, w) < 0) return -1;
     }
-    if (use->last) {
-        self->found[use->chain] = 1;
-        if (add_pair(&self->ends, &self->ends_len, &self->ends_cap, use->chain, t) < 0)
-            return -1;
+    for (Py_ssize_t k = self->end_start[w]; k < self->end_start[w + 1]; k++) {
+        int32_t chain = self->ends_of[k];
+        self->found[chain] = 1;
+        if (add_pair(&self->ends, &self->ends_len, &self->ends_cap, chain, t) < 0) return -1;
     }
     return 0;
 }
 
-#define REACHED(self, word) (((self)->reached[(word) >> 6] >> ((word) & 63)) & 1)
-
-/* Token ``t`` took cond ``c``: every chain word that takes it moves on (a first word,
- * or a word whose word before is reached). Returns how many did that had not taken
- * this token yet, or -1 when out of memory. */
+/* Token ``t`` took cond ``c``: every word that takes it moves on (a first word, or a
+ * word whose word before is reached). Returns how many did that had not taken this
+ * token yet, or -1 when out of memory. */
 static int take(Scanner *self, int32_t c, int32_t t) {
     int moved = 0;
-    for (Py_ssize_t u = self->use_start[c]; u < self->first_end[c]; u++) {
-        const Use *use = &self->uses[u];
-        int was = REACHED(self, use->word);
-        if (was && self->progress[use->word].latest == t) continue; /* taken already */
-        if (move(self, use, t, was) < 0) return -1;
+    for (Py_ssize_t k = self->root_start[c]; k < self->root_start[c + 1]; k++) {
+        int32_t w = self->roots[k];
+        int was = REACHED(self, w);
+        if (was && self->progress[w].latest == t) continue; /* taken already */
+        if (move(self, w, t, was) < 0) return -1;
         moved++;
     }
     for (int32_t p = self->active[c]; p >= 0; p = self->pool[p][1]) {
-        const Use *use = &self->uses[self->pool[p][0]];
-        const Progress *before = &self->progress[use->word - 1];
-        int32_t last = before->latest < t || use->same ? before->latest : before->previous;
-        if (last < 0 || (use->gap < FAR && t - last > use->gap)) continue;
-        int was = REACHED(self, use->word);
-        if (was && self->progress[use->word].latest == t) continue; /* taken already */
-        if (move(self, use, t, was) < 0) return -1;
+        int32_t w = self->pool[p][0];
+        const Node *node = &self->nodes[w];
+        const Progress *before = &self->progress[node->parent];
+        int32_t last = before->latest < t || node->same ? before->latest : before->previous;
+        if (last < 0 || (node->gap < FAR && t - last > node->gap)) continue;
+        int was = REACHED(self, w);
+        if (was && self->progress[w].latest == t) continue; /* taken already */
+        if (move(self, w, t, was) < 0) return -1;
         moved++;
     }
     return moved;
@@ -543,7 +536,7 @@ static int take_all(Scanner *self, int32_t t) {
     for (Py_ssize_t h = 0; h < self->hits_len; h++) {
         int32_t c = self->hits[h];
         same |= self->has_same[c];
-        if (self->first_end[c] > self->use_start[c] &&
+        if (self->root_start[c + 1] > self->root_start[c] &&
             add_pair(&self->history, &self->history_len, &self->history_cap, c, t) < 0)
             return -1;
     }
@@ -558,13 +551,13 @@ static int take_all(Scanner *self, int32_t t) {
     }
 }
 
-/* Whether some cond of ``starts`` may start with the characters a, b (b: a space when
- * the token ends after a). */
 /* The lengths of the conds of ``starts`` (not exact ones) that may start with a, b. */
 static inline uint64_t lengths_from(const Starts *starts, Py_UCS4 a, Py_UCS4 b) {
     return a < 128 && b < 128 ? starts->pair_lengths[PAIR(a, b)] : starts->lengths;
 }
 
+/* Whether some cond of ``starts`` may start with the characters a, b (b: a space when
+ * the token ends after a). */
 static inline int may_start(const Starts *starts, Py_UCS4 a, Py_UCS4 b) {
     if (a >= 128 || b >= 128) return starts->any_wide || a < 128;
     if (Py_UNICODE_ISSPACE(b)) return (starts->ones[a >> 6] >> (a & 63)) & 1;
@@ -594,7 +587,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    memset(self->reached, 0, (self->n_words / 64 + 1) * sizeof(uint64_t));
+    memset(self->reached, 0, (self->n_nodes / 64 + 1) * sizeof(uint64_t));
     self->history_len = self->ends_len = 0;
     for (Py_ssize_t k = 0; k < self->touched_len; k++) self->active[self->touched[k]] = -1;
     self->touched_len = self->pool_len = 0;
@@ -651,37 +644,40 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
         if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
     }
     /* The places: the whitespace before each first word's token (when a chain found
-     * ends close enough after it), and the leads'. */
+     * from it ends close enough after it), and the leads'. */
     qsort(self->ends, self->ends_len, sizeof(self->ends[0]), by_pair);
     Py_ssize_t n_places = 0, cap = 0;
     Place *places = NULL;
     for (Py_ssize_t f = 0; self->ends_len && f < self->history_len; f++) {
-      Py_ssize_t c = self->history[f][0], token = self->history[f][1];
-      for (Py_ssize_t first = self->use_start[c]; first < self->first_end[c]; first++) {
-        Py_ssize_t chain = self->uses[first].chain;
-        Py_ssize_t span = self->span[chain];
-        Py_ssize_t to = span == INT32_MAX ? PY_SSIZE_T_MAX : token + span;
-        if (!self->found[chain] || !ends_within(self, chain, token, to))
-            continue; /* no chain found ends close enough after this first word */
-        self->masks[self->signal[chain]] |= 1ULL << self->alternative[chain];
-        Py_ssize_t from = self->lead[chain] == INT32_MAX ? 0 : token - self->lead[chain];
-        for (Py_ssize_t u = from < 0 ? 0 : from; u <= token; u++) {
-            Py_ssize_t start = self->tokens[u], at = start;
-            while (at > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, at - 1))) at--;
-            for (; at < start; at++) {
-                if (n_places == cap) {
-                    cap = cap ? cap * 2 : 64;
-                    Place *more = PyMem_Realloc(places, cap * sizeof(Place));
-                    if (!more) {
-                        PyMem_Free(places);
-                        return PyErr_NoMemory();
+        Py_ssize_t c = self->history[f][0], token = self->history[f][1];
+        for (Py_ssize_t r = self->root_start[c]; r < self->root_start[c + 1]; r++) {
+            int32_t root = self->roots[r];
+            for (Py_ssize_t k = self->from_start[root]; k < self->from_start[root + 1]; k++) {
+                int32_t chain = self->from[k];
+                Py_ssize_t span = self->span[chain];
+                Py_ssize_t to = span == INT32_MAX ? PY_SSIZE_T_MAX : token + span;
+                if (!self->found[chain] || !ends_within(self, chain, token, to))
+                    continue; /* no chain found ends close enough after this first word */
+                self->masks[self->signal[chain]] |= 1ULL << self->alternative[chain];
+                Py_ssize_t from = self->lead[chain] == INT32_MAX ? 0 : token - self->lead[chain];
+                for (Py_ssize_t u = from < 0 ? 0 : from; u <= token; u++) {
+                    Py_ssize_t start = self->tokens[u], at = start;
+                    while (at > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, at - 1))) at--;
+                    for (; at < start; at++) {
+                        if (n_places == cap) {
+                            cap = cap ? cap * 2 : 64;
+                            Place *more = PyMem_Realloc(places, cap * sizeof(Place));
+                            if (!more) {
+                                PyMem_Free(places);
+                                return PyErr_NoMemory();
+                            }
+                            places = more;
+                        }
+                        places[n_places++] = (Place){self->signal[chain], at};
                     }
-                    places = more;
                 }
-                places[n_places++] = (Place){self->signal[chain], at};
             }
         }
-      }
     }
     qsort(places, n_places, sizeof(Place), by_place);
     PyObject *out = PyList_New(0);
@@ -735,6 +731,13 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__wordseq(void) {
+    for (int c = 0; c < 128; c++)
+        GROUP[c] = c >= 'a' && c <= 'z'   ? c - 'a'
+                   : c >= '0' && c <= '9' ? 26 + c - '0'
+                   : c == '_'             ? 36
+                   : c == '.' || c == ':' ? 37
+                   : c >= 'A' && c <= 'Z' ? 38
+                                          : 39;
     if (PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

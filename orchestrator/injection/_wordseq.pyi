@@ -2,8 +2,9 @@ class Scanner:
     def __init__(
         self,
         conds: list[tuple[str, int]],  # (text, kind): 0 prefix, 1 exact, 2 inside
-        uses: list[list[tuple[int, int]]],
-        # (signal, gaps, lead, alternative, same: bit j when word j may share a token)
-        chains: list[tuple[int, tuple[int, ...], int, int, int]],
+        # (parent or -1, gap, same: it may share the parent's token, [cond, ...])
+        nodes: list[tuple[int, int, bool, list[int]]],
+        # (signal, last node, first node, span, lead, alternative)
+        chains: list[tuple[int, int, int, int, int, int]],
     ) -> None: ...
     def scan(self, norm: str, /) -> list[tuple[int, int, list[int]]]: ...

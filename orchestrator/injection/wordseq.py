@@ -432,15 +432,29 @@ class Chains:
         self._longest_inside = max((len(t) for t in self._inside), default=0)
         self._compiled = None
         if _wordseq is not None:
-            conds = list(self._conds)
-            self._compiled = _wordseq.Scanner(
-                [(c.text, _kind(c)) for c in conds],
-                [self._conds[c] for c in conds],
-                [
-                    (i, c.gaps, c.lead, c.alternative, sum(1 << j for j, s in enumerate(same) if s))
-                    for (i, c), same in zip(self._flat, self._same, strict=True)
-                ],
-            )
+            self._compiled = _wordseq.Scanner(*self._tree())
+
+    def _tree(self) -> tuple[list[tuple[str, int]], list[Any], list[Any]]:
+        """What the compiled scanner is made of: the conds, the chains' words as a tree
+        (chains that begin with the same words, gaps and all, share them: a word's
+        progress depends only on the words up to it) and the chains on it."""
+        conds = {cond: c for c, cond in enumerate(self._conds)}
+        nodes: list[tuple[int, int, bool, list[int]]] = []
+        ids: dict[tuple[int, frozenset[Cond], int], int] = {}
+        chains = []
+        for (signal, chain), same in zip(self._flat, self._same, strict=True):
+            parent = -1
+            for j, word in enumerate(chain.words):
+                key = (parent, word, chain.gaps[j] if j else 0)
+                if key not in ids:
+                    ids[key] = len(nodes)
+                    nodes.append((parent, key[2], same[j], sorted(conds[c] for c in word)))
+                parent = ids[key]
+                if j == 0:
+                    first = parent
+            span = min(FAR, sum(chain.gaps[1:]))
+            chains.append((signal, parent, first, span, min(FAR, chain.lead), chain.alternative))
+        return [(c.text, _kind(c)) for c in conds], nodes, chains
 
     @property
     def compiled(self) -> bool:
