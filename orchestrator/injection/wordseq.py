@@ -305,7 +305,8 @@ def _opaque(item: tuple[Any, Any], state: _State) -> _State:
 
 def _branch(alternatives: list[list[tuple[Any, Any]]], state: _State, follow: Any) -> _State:
     """Alternatives from one state, too many ways to follow each: their first words
-    as one word (any of them), then the most tokens any of them crosses after it."""
+    as one word (any of them), and their last words as another when each has two or
+    more; then the most tokens any of them crosses after it."""
     ends = []
     for alternative in alternatives:
         start = replace(state, words=[], gaps=[], since=0)
@@ -313,7 +314,15 @@ def _branch(alternatives: list[list[tuple[Any, Any]]], state: _State, follow: An
             _close(end, exact=_space_must(follow))
             ends.append(end)
     joined = _join(ends)
-    if all(e.words for e in ends):
+    if all(len(e.words) > 1 for e in ends):
+        # Every alternative has two words or more: any of their first words, then any
+        # of their last ones, as far after it as the farthest.
+        state.words.append(frozenset().union(*(e.words[0] for e in ends)))
+        state.gaps.append(state.since + max(e.gaps[0] for e in ends))
+        state.words.append(frozenset().union(*(e.words[-1] for e in ends)))
+        state.gaps.append(max(min(FAR, sum(e.gaps[1:])) for e in ends))
+        state.since = max(e.since for e in ends)
+    elif all(e.words for e in ends):
         word = frozenset().union(*(e.words[0] for e in ends))
         state.words.append(word)
         state.gaps.append(state.since + max(e.gaps[0] for e in ends))

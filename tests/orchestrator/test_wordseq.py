@@ -92,6 +92,14 @@ def _places(source: str, text: str, python: bool = False) -> list[int] | None:
             ["dont  record   logs", "never log record"],
             ["never logs"],
         ),
+        # More alternatives of several words than there are ways to follow: any of
+        # their first words, then any of their last ones.
+        (
+            "reveal (?:the secret|all secrets|any key|every key|your token|their token"
+            "|its password|the password|all passwords)",
+            ["please reveal the secret now", "reveal every key"],
+            ["reveal the plan", "reveal all of it"],
+        ),
         # Alternatives with several words each.
         (
             "(?:put aside|pay no attention to) (?:the )?rules",
