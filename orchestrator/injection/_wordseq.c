@@ -303,7 +303,7 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
             PyErr_SetString(PyExc_ValueError, "a node's parent must come before it, its gap >= 0");
             goto done;
         }
-        self->nodes[w] = (Node){parent, gap, (uint8_t)(same && parent >= 0)};
+        self->nodes[w] = (Node){parent, gap >= FAR ? FAR : gap, (uint8_t)(same && parent >= 0)};
         for (Py_ssize_t k = 0; k < PyList_GET_SIZE(takes); k++) {
             long c = PyLong_AsLong(PyList_GET_ITEM(takes, k));
             if (c < 0 || c >= n_conds) {
@@ -679,7 +679,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
             }
         }
     }
-    qsort(places, n_places, sizeof(Place), by_place);
+    if (n_places) qsort(places, n_places, sizeof(Place), by_place);
     PyObject *out = PyList_New(0);
     PyObject *list = NULL;
     int32_t signal = -1;

@@ -307,13 +307,13 @@ def _branch(alternatives: list[list[tuple[Any, Any]]], state: _State, follow: An
     """Alternatives from one state, too many ways to follow each: their first words
     as one word (any of them), and their last words as another when each has two or
     more; then the most tokens any of them crosses after it."""
-    ends = []
+    ends, at_start = [], []
     for alternative in alternatives:
         start = replace(state, words=[], gaps=[], since=0)
         for end in _walk(alternative, [start], follow):
+            at_start.append(end.mode == "start" and end.word == "")  # before it is closed
             _close(end, exact=_space_must(follow))
             ends.append(end)
-    joined = _join(ends)
     if all(len(e.words) > 1 for e in ends):
         # Every alternative has two words or more: any of their first words, then any
         # of their last ones, as far after it as the farthest.
@@ -330,17 +330,10 @@ def _branch(alternatives: list[list[tuple[Any, Any]]], state: _State, follow: An
     else:
         _close(state, exact=False)
         state.since = min(FAR, state.since + max(sum(e.gaps) + e.since for e in ends))
-    state.mode, state.word = joined
+    # At a token's start if every alternative ends at one, else anywhere.
+    state.mode, state.word = ("start", "") if all(at_start) else ("gap", None)
     state.inner = ""
     return state
-
-
-def _join(ends: list[_State]) -> tuple[str, str | None]:
-    """Where alternatives that ended in ``ends`` leave a walk: at a token's start if
-    all of them do, else anywhere."""
-    if all(e.mode == "start" and e.word == "" for e in ends):
-        return "start", ""
-    return "gap", None
 
 
 def _space_must(item: Any) -> bool:
@@ -517,7 +510,7 @@ class Chains:
                     continue  # no chain found ends close enough after this first word
                 for u in range(max(0, t - lead), t + 1):
                     out.update(_run_before(norm, tokens[u][0]))
-        return {i: (masks[i], sorted(p)) for i, p in sorted(places.items())}
+        return {i: (masks[i], sorted(p)) for i, p in sorted(places.items()) if p}
 
     def _items(self, token: str) -> list[tuple[int, int]]:
         out = list(self._exact.get(token, ()))
