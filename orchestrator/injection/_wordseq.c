@@ -708,8 +708,8 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
 
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)Scanner_scan, METH_O,
-     "scan(norm) -> [(signal, [place, ...]), ...]: where the signals whose chains are "
-     "found may match"},
+     "scan(norm) -> [(signal, alternatives, [place, ...]), ...]: where the signals whose "
+     "chains are found may match, and which of their alternatives"},
     {NULL, NULL, 0, NULL},
 };
 

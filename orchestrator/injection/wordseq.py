@@ -443,7 +443,7 @@ class Chains:
         conds = {cond: c for c, cond in enumerate(self._conds)}
         nodes: list[tuple[int, int, bool, list[int]]] = []
         ids: dict[tuple[int, frozenset[Cond], int], int] = {}
-        chains = []
+        on_tree = []
         for (signal, chain), same in zip(self._flat, self._same, strict=True):
             parent = -1
             for j, word in enumerate(chain.words):
@@ -455,8 +455,8 @@ class Chains:
                 if j == 0:
                     first = parent
             span = min(FAR, sum(chain.gaps[1:]))
-            chains.append((signal, parent, first, span, min(FAR, chain.lead), chain.alternative))
-        return [(c.text, _kind(c)) for c in conds], nodes, chains
+            on_tree.append((signal, parent, first, span, min(FAR, chain.lead), chain.alternative))
+        return [(c.text, _kind(c)) for c in conds], nodes, on_tree
 
     @property
     def compiled(self) -> bool:
