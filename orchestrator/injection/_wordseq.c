@@ -11,24 +11,25 @@
  * which top-level alternative of its signal it reads.
  *
  * ``scan(norm)`` splits the text into tokens (runs of characters that are not
- * whitespace, as ``str.split`` sees it). Unless a token's first two characters start
- * no cond, the running hash of its characters is looked up as a prefix cond at every
- * length some prefix cond has, and the whole token as an exact one; the same from
- * every character of it where some inside cond starts, as an inside cond (a filter
- * of the lengths conds have after each two characters, and one of the hashes, keep
- * most of those lookups off the table). The conds a token takes move every word that
- * takes them on, in order: a first word always, a later one once the word before it
- * is reached (only then is it put on its conds' lists, so a common word costs nothing
- * for the chains not yet up to it). Per word it keeps the latest token the chain up
- * to that word ended at (the best one for the gaps still to come), and the one before
- * it (for a word after it taken by the same token, when that word may not take the
- * same token). It returns ``[(signal, alternatives, [place, ...]), ...]`` for the
+ * whitespace, as ``str.split`` sees it). Unless a token's first two characters start no
+ * cond, the running hash of its characters is looked up as a prefix cond at every
+ * length some prefix cond has, and the whole token as an exact one; the same from every
+ * character of it where some inside cond starts, as an inside cond (a filter of the
+ * lengths conds have after each two characters, and one of the hashes, keep most of
+ * those lookups off the table). A short ASCII token's conds are kept across scans
+ * (``Memo``): a token seen before costs one lookup. The conds a token takes move every
+ * word that takes them on, in order: a first word always, a later one once the word
+ * before it is reached (only then is it put on its conds' lists, so a common word costs
+ * nothing for the chains not yet up to it). Per word it keeps the latest token the
+ * chain up to that word ended at (the best one for the gaps still to come), and the one
+ * before it (for a word after it taken by the same token, when that word may not take
+ * the same token). It returns ``[(signal, alternatives, [place, ...]), ...]`` for the
  * signals with a chain found, in signal order: ``alternatives`` has bit n for each
  * top-level alternative n (bit 63 for any later one) with a chain found; the places
- * (sorted) are the whitespace right before each token a found chain's first word was
- * at (when the chain was found ending at most its span of tokens later), or up to
- * ``lead`` tokens before it. ``wordseq.Chains._scan`` is the reference; the tests
- * hold both to it.
+ * (sorted) are the whitespace right before each token a found chain's first word was at
+ * (when the chain was found ending at most its span of tokens later), or up to ``lead``
+ * tokens before it. ``wordseq.Chains._scan`` is the reference; the tests hold both to
+ * it.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -79,6 +80,22 @@ typedef struct {
  * apart without a look at the slots. */
 #define FILTER_BITS (1 << 15)
 
+/* The conds a token takes depend on its characters alone, and a text's words are
+ * mostly words seen before: a short ASCII token's are kept (the latest token per slot,
+ * its characters compared in full, so no text can take another's conds), and a token
+ * seen before is one lookup instead of one per prefix, per inside start and exact. */
+#define MEMO_SLOTS 4096
+#define MEMO_TEXT 22 /* the longest token kept */
+#define MEMO_HITS 4  /* the most conds a kept token takes */
+
+typedef struct {
+    uint64_t hash;          /* of the token's characters (FNV-1a) */
+    uint8_t length;         /* 0: an empty slot */
+    uint8_t n_hits;
+    char text[MEMO_TEXT];
+    int32_t hits[MEMO_HITS]; /* in the order the lookups find them */
+} Memo;
+
 typedef struct {
     PyObject_HEAD
     uint64_t filter[FILTER_BITS / 64];
@@ -127,6 +144,7 @@ typedef struct {
     Py_ssize_t ends_len, ends_cap;
     int32_t *hits; /* the conds the token being read takes */
     Py_ssize_t hits_len, hits_cap;
+    Memo *memo; /* MEMO_SLOTS: the conds short ASCII tokens took, kept across scans */
 } Scanner;
 
 static void Scanner_free(Scanner *self) {
@@ -138,7 +156,7 @@ static void Scanner_free(Scanner *self) {
         self->end_start, self->ends_of, self->from_start, self->from,     self->signal,
         self->lead,     self->span,     self->alternative, self->masks,   self->progress,
         self->reached,  self->found,    self->tokens,    self->active,    self->pool,
-        self->touched,  self->history,  self->ends,      self->hits,
+        self->touched,  self->history,  self->ends,      self->hits,      self->memo,
     };
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) PyMem_Free(owned[k]);
     memset((char *)self + sizeof(PyObject), 0, sizeof(Scanner) - sizeof(PyObject));
@@ -195,8 +213,9 @@ static int read_conds(Scanner *self, PyObject *conds) {
     self->has_same = PyMem_Calloc(n_conds + 1, 1);
     self->active = PyMem_Malloc((n_conds + 1) * sizeof(int32_t));
     self->touched = PyMem_Calloc(n_conds + 1, sizeof(int32_t));
+    self->memo = PyMem_Calloc(MEMO_SLOTS, sizeof(Memo));
     if (!self->slots || !self->texts || !self->lengths || !self->kinds || !self->has_same ||
-        !self->active || !self->touched) {
+        !self->active || !self->touched || !self->memo) {
         PyErr_NoMemory();
         return -1;
     }
@@ -564,6 +583,16 @@ static inline int may_start(const Starts *starts, Py_UCS4 a, Py_UCS4 b) {
     return (starts->pairs[a * 2 + (b >> 6)] >> (b & 63)) & 1;
 }
 
+/* Whether a kept token's characters are data[start:end]'s. */
+static inline int same_text(const char *text, int kind, const void *data, Py_ssize_t start,
+                            Py_ssize_t end) {
+    if (kind == PyUnicode_1BYTE_KIND)
+        return memcmp(text, (const char *)data + start, end - start) == 0;
+    for (Py_ssize_t k = start; k < end; k++)
+        if ((Py_UCS4)(unsigned char)text[k - start] != PyUnicode_READ(kind, data, k)) return 0;
+    return 1;
+}
+
 typedef struct {
     int32_t signal;
     Py_ssize_t place;
@@ -604,35 +633,52 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
         Py_ssize_t start = i;
         self->tokens[t] = start;
         self->hits_len = 0;
+        /* The token's end, and its conds when it was seen before. */
+        uint64_t whole = FNV_OFFSET;
+        Py_UCS4 ch, wide = 0;
+        while (i < n && !Py_UNICODE_ISSPACE(ch = PyUnicode_READ(kind, data, i))) {
+            whole = (whole ^ ch) * FNV_PRIME;
+            wide |= ch;
+            i++;
+        }
+        Py_ssize_t end = i;
+        Memo *memo = NULL;
+        if (wide < 128 && end - start <= MEMO_TEXT) {
+            memo = &self->memo[(whole * 0x9E3779B97F4A7C15ULL) >> 52 & (MEMO_SLOTS - 1)];
+            if (memo->length == end - start && memo->hash == whole &&
+                same_text(memo->text, kind, data, start, end)) {
+                for (int h = 0; h < memo->n_hits; h++)
+                    if (hit(self, memo->hits[h]) < 0) return PyErr_NoMemory();
+                if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
+                continue;
+            }
+        }
         /* Whether some cond may start this token: by its first two characters. */
-        Py_UCS4 a = PyUnicode_READ(kind, data, i);
-        Py_UCS4 b = i + 1 < n ? PyUnicode_READ(kind, data, i + 1) : ' ';
+        Py_UCS4 a = PyUnicode_READ(kind, data, start);
+        Py_UCS4 b = start + 1 < end ? PyUnicode_READ(kind, data, start + 1) : ' ';
         if (may_start(&self->starts, a, b)) {
             uint64_t lengths = lengths_from(&self->starts, a, b);
             uint64_t hash = FNV_OFFSET;
-            Py_UCS4 ch;
-            while (i < n && !Py_UNICODE_ISSPACE(ch = PyUnicode_READ(kind, data, i))) {
-                hash = (hash ^ ch) * FNV_PRIME;
-                i++;
-                Py_ssize_t length = i - start;
+            for (Py_ssize_t at = start; at < end;) {
+                hash = (hash ^ PyUnicode_READ(kind, data, at)) * FNV_PRIME;
+                at++;
+                Py_ssize_t length = at - start;
                 if (length < 64 && (lengths >> length) & 1 &&
-                    hit(self, find(self, hash, PREFIX, kind, data, start, i)) < 0)
+                    hit(self, find(self, hash, PREFIX, kind, data, start, at)) < 0)
                     return PyErr_NoMemory();
             }
-            if (hit(self, find(self, hash, EXACT, kind, data, start, i)) < 0)
+            if (hit(self, find(self, whole, EXACT, kind, data, start, end)) < 0)
                 return PyErr_NoMemory();
-        } else {
-            while (i < n && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
         }
         /* The inside conds, from every character where one may start. */
         if (any_inside) {
-            for (Py_ssize_t at = start; at < i; at++) {
+            for (Py_ssize_t at = start; at < end; at++) {
                 Py_UCS4 x = PyUnicode_READ(kind, data, at);
-                Py_UCS4 y = at + 1 < i ? PyUnicode_READ(kind, data, at + 1) : ' ';
+                Py_UCS4 y = at + 1 < end ? PyUnicode_READ(kind, data, at + 1) : ' ';
                 if (!may_start(&self->inside, x, y)) continue;
                 uint64_t lengths = lengths_from(&self->inside, x, y);
                 uint64_t hash = FNV_OFFSET;
-                for (Py_ssize_t to = at; to < i && to - at < 63 && lengths >> (to - at + 1);) {
+                for (Py_ssize_t to = at; to < end && to - at < 63 && lengths >> (to - at + 1);) {
                     hash = (hash ^ PyUnicode_READ(kind, data, to)) * FNV_PRIME;
                     to++;
                     if ((lengths >> (to - at)) & 1 &&
@@ -640,6 +686,14 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
                         return PyErr_NoMemory();
                 }
             }
+        }
+        if (memo != NULL && self->hits_len <= MEMO_HITS) {
+            memo->hash = whole;
+            memo->length = (uint8_t)(end - start);
+            memo->n_hits = (uint8_t)self->hits_len;
+            for (Py_ssize_t k = start; k < end; k++)
+                memo->text[k - start] = (char)PyUnicode_READ(kind, data, k);
+            memcpy(memo->hits, self->hits, self->hits_len * sizeof(int32_t));
         }
         if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
     }
