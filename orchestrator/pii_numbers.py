@@ -3,12 +3,20 @@
 One scan of the text's shape finds the digit runs; each is classified in Python with
 checksums (Luhn, IBAN mod 97, DNI mod 23) and the formats of national numbering plans,
 cheap tests first. Bare numbers that could be anything (``4155550123``, ``536221478``)
-count only after a word that names them.
+count only after a word that names them. The scan is in C when it is compiled
+(``orchestrator/_numbers.c``): it also leaves out the runs no rule could take (most
+runs are dates, versions and counts), so only the others cost any Python.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+
+try:
+    from orchestrator import _numbers
+except ImportError:  # not compiled (see hatch_build.py): the same scan, in Python
+    _numbers = None  # type: ignore[assignment]
 
 Span = tuple[str, int, int, int]  # kind, start, end, rank (lower wins a tie)
 
@@ -107,14 +115,31 @@ def _ipv4_ok(value: str) -> bool:
     return not value.startswith(_NOT_IP)  # loopback, "this network", netmasks
 
 
+LETTERED, FREE, GLUED = 1, 2, 4  # what ``_runs`` says a run is for (as ``_numbers.c``)
+
+
 def numbers(text: str, out: list[Span]) -> None:
     """Add the phones, cards, national ids, IBANs and IPv4 addresses in ``text``."""
+    found = _runs_in_python(text) if _numbers is None else _numbers.runs(text)
+    for start, end, what in found:
+        if what == GLUED:
+            _iban(text, start - 2, out)
+            continue
+        if what & LETTERED:
+            _lettered(text, start, end, out)
+        if what & FREE:
+            _classify(text[start:end], start, text[max(0, start - 40) : start].lower(), out)
+
+
+def _runs_in_python(text: str) -> Iterator[tuple[int, int, int]]:
+    """The digit runs in ``text`` as ``(start, end, what)`` (the reference for
+    ``_numbers.runs``, which also leaves out the runs no rule could take)."""
     shape = text.encode("ascii", "replace").translate(_SHAPE)  # one byte per character
     for m in _RUN.finditer(shape):
         start, end = m.start(), m.end()
         if m.lastindex is None:  # digits glued to letters
             if start >= 2 and text[start - 2 : start].isalpha():
-                _iban(text, start - 2, out)
+                yield start, end, GLUED
             continue
         while not text[end - 1].isdigit():
             end -= 1
@@ -123,11 +148,11 @@ def numbers(text: str, out: list[Span]) -> None:
         before = text[start - 1] if start else " "
         after = text[end] if end < len(text) else " "
         if before.isalpha() or after.isalnum() or before in "_$#":
-            _lettered(text, start, end, out)
+            yield start, end, LETTERED
+        elif start >= 3 and text[start - 3 : start - 1].isalpha():
+            yield start, end, LETTERED | FREE  # "CE 12 34 56 D"
         else:
-            if start >= 3 and text[start - 3 : start - 1].isalpha():
-                _lettered(text, start, end, out)  # "CE 12 34 56 D"
-            _classify(text[start:end], start, text[max(0, start - 40) : start].lower(), out)
+            yield start, end, FREE
 
 
 def _classify(run: str, start: int, context: str, out: list[Span]) -> None:
