@@ -12,6 +12,10 @@
  * In Python the same costs a set of ~125 fresh strings and a probe of each into a
  * 2.7k-entry dict per 1 KB text (~40 us); here it is one read of the text and no
  * object made but the result.
+ *
+ * The module also makes a text's views in one pass each where ``views`` would take
+ * several: ``latin`` reads full-width forms and look-alike letters as Latin, ``fold``
+ * drops zero-width characters, makes typographic ones ASCII and makes the word view.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -242,10 +246,110 @@ static PyObject *fold(PyObject *module, PyObject *text) {
     return out;
 }
 
+/* ``latin(text)``: ``text`` with its full-width forms made ASCII, then the look-alike
+ * letters of some of its words made Latin, as ``views`` does in Python: a word is a
+ * run of what ``re`` takes for ``\w`` (``Py_UNICODE_ISALNUM`` or ``_``, ``_sre``'s own
+ * test), and its look-alikes become Latin when it also has an ASCII letter or when
+ * every letter in it is a look-alike (``views._latin``). The same object when nothing
+ * changes. ``LOOKALIKES`` copies ``views._LOOKALIKES``;
+ * ``test_the_compiled_latin_is_the_python_one`` runs every one of them through both. */
+static const Py_UCS4 LOOKALIKES[][2] = {
+    {0x0430, 'a'}, {0x0435, 'e'}, {0x043e, 'o'}, {0x0440, 'p'}, {0x0441, 'c'}, {0x0443, 'y'},
+    {0x0445, 'x'}, {0x0456, 'i'}, {0x0458, 'j'}, {0x0455, 's'}, {0x04bb, 'h'}, {0x0501, 'd'},
+    {0x051b, 'q'}, {0x051d, 'w'}, {0x04cf, 'l'}, {0x043a, 'k'}, {0x0475, 'v'}, {0x03b1, 'a'},
+    {0x03bf, 'o'}, {0x03bd, 'v'}, {0x03b9, 'i'}, {0x03ba, 'k'}, {0x03c1, 'p'}, {0x03c5, 'u'},
+    {0x03c7, 'x'}, {0x03b5, 'e'}, {0x0131, 'i'}, {0x0261, 'g'}, {0x0410, 'A'}, {0x0412, 'B'},
+    {0x0415, 'E'}, {0x041a, 'K'}, {0x041c, 'M'}, {0x041d, 'H'}, {0x041e, 'O'}, {0x0420, 'P'},
+    {0x0421, 'C'}, {0x0422, 'T'}, {0x0425, 'X'}, {0x0423, 'Y'}, {0x0406, 'I'}, {0x0408, 'J'},
+    {0x0405, 'S'}, {0x0391, 'A'}, {0x0392, 'B'}, {0x0395, 'E'}, {0x0396, 'Z'}, {0x0397, 'H'},
+    {0x0399, 'I'}, {0x039a, 'K'}, {0x039c, 'M'}, {0x039d, 'N'}, {0x039f, 'O'}, {0x03a1, 'P'},
+    {0x03a4, 'T'}, {0x03a5, 'Y'}, {0x03a7, 'X'},
+};
+#define LOOKALIKE_END 0x0530 /* every look-alike is below this */
+static unsigned char latin_of[LOOKALIKE_END]; /* a look-alike's Latin letter, else 0 */
+
+static inline Py_UCS4 latin_letter(Py_UCS4 c) {
+    return c < LOOKALIKE_END ? latin_of[c] : 0;
+}
+
+/* A full-width form (U+FF01-FF5E, U+3000) made ASCII, as ``views._FULL_WIDTH``. */
+static inline Py_UCS4 narrow(Py_UCS4 c) {
+    if (c >= 0xff01 && c <= 0xff5e) return c - 0xff01 + 0x21;
+    return c == 0x3000 ? ' ' : c;
+}
+
+/* Whether ``c`` is a full-width form or a look-alike: none is below U+0131 (the first
+ * look-alike), which clears most characters of a text in one test. */
+static inline int disguised(Py_UCS4 c) {
+    return c >= 0x0131 && (latin_letter(c) != 0 || narrow(c) != c);
+}
+
+/* What ``re`` matches with ``\w`` in a str pattern. */
+static inline int is_re_word(Py_UCS4 c) {
+    if (c < 128) return ascii_word[c];
+    return Py_UNICODE_ISALNUM(c);
+}
+
+/* Makes the look-alikes of the word w[0:n] Latin when ``views._latin`` would: when the
+ * word also has an ASCII letter, or has no letter that is not a look-alike. Whether
+ * it changed the word. */
+static int latin_word(Py_UCS4 *w, Py_ssize_t n) {
+    int lookalike = 0, ascii_letter = 0, other_letter = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_UCS4 c = w[k];
+        if (latin_letter(c))
+            lookalike = 1;
+        else if (c < 128)
+            ascii_letter |= (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        else
+            other_letter |= Py_UNICODE_ISALPHA(c);
+    }
+    if (!lookalike || (other_letter && !ascii_letter)) return 0;
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (latin_letter(w[k])) w[k] = latin_letter(w[k]);
+    return 1;
+}
+
+static PyObject *latin(PyObject *module, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "latin() takes a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), first = 0;
+    while (first < n && !disguised(PyUnicode_READ(kind, data, first))) first++;
+    if (first == n) return Py_NewRef(text); /* most texts: nothing to do */
+    Py_UCS4 *out = PyUnicode_AsUCS4Copy(text);
+    if (out == NULL) return NULL;
+    int changed = 0;
+    for (Py_ssize_t i = first; i < n; i++) {
+        Py_UCS4 c = narrow(out[i]);
+        changed |= c != out[i];
+        out[i] = c;
+    }
+    /* The words before the first disguised character have no look-alike. */
+    Py_ssize_t i = first;
+    while (i > 0 && is_re_word(out[i - 1])) i--;
+    while (i < n) {
+        while (i < n && !is_re_word(out[i])) i++;
+        Py_ssize_t start = i;
+        while (i < n && is_re_word(out[i])) i++;
+        changed |= latin_word(out + start, i - start);
+    }
+    PyObject *result = changed ? PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, n)
+                               : Py_NewRef(text);
+    PyMem_Free(out);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"fold", (PyCFunction)fold, METH_O,
      "fold(low) -> (low without zero-width characters, typographic ones made ASCII; "
      "its word view)"},
+    {"latin", (PyCFunction)latin, METH_O,
+     "latin(text) -> text with full-width forms made ASCII and look-alike letters Latin "
+     "where views._latin makes them so (the same object when nothing changes)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -278,6 +382,8 @@ PyMODINIT_FUNC PyInit__words(void) {
         ascii_word[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
                         (c >= 'A' && c <= 'Z') || c == '_';
     for (const char *c = "\n\t\r'\"`([{<*#-/|>\\="; *c; c++) before_word[(unsigned char)*c] = 1;
+    for (size_t k = 0; k < sizeof(LOOKALIKES) / sizeof(LOOKALIKES[0]); k++)
+        latin_of[LOOKALIKES[k][0]] = (unsigned char)LOOKALIKES[k][1];
     if (PyType_Ready(&TableType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

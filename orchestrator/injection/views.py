@@ -13,8 +13,9 @@ Greek ones that look the same (``іgnоrе``, ``IGΝORE``), or is made of such l
 only (``а``, ``και``), those become the Latin letters; a word that has letters of its
 own script with no Latin look-alike (most Russian or Greek words) keeps them all.
 
-For a text with non-ASCII characters, the dropping, the typographic stand-ins and the
-word view are one pass in the compiled core (``_words.fold``) when it is built.
+For a text with non-ASCII characters, the full-width forms and look-alikes are one pass
+in the compiled core (``_words.latin``), and the dropping, the typographic stand-ins and
+the word view another (``_words.fold``), when it is built.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from __future__ import annotations
 import re
 
 try:
-    from orchestrator.injection._words import fold
+    from orchestrator.injection._words import fold, latin
 except ImportError:  # not compiled (see hatch_build.py): ``views`` does the same in Python
     fold = None  # type: ignore[assignment]
+    latin = None  # type: ignore[assignment]
 
 _BEFORE_WORD = "\n\t\r'\"`([{<*#-/|>\\="
 _WORD_VIEW = bytes(32 if chr(b) in _BEFORE_WORD else b for b in range(256))
@@ -96,8 +98,8 @@ class Views:
 
 def views(text: str) -> Views:
     """The views of ``text`` (see the module docstring)."""
-    if not text.isascii() and _DISGUISED.search(text):
-        text = _LOOKALIKE_WORD.sub(_latin, text.translate(_FULL_WIDTH))
+    if not text.isascii():
+        text = _undisguised(text)
     low = " " + text.lower()
     if not low.isascii() and fold is not None:
         return Views(*fold(low))  # the same as below, and the word view, in one pass
@@ -109,6 +111,16 @@ def views(text: str) -> Views:
             if ch in low:
                 low = low.replace(ch, ascii)
     return Views(low)
+
+
+def _undisguised(text: str) -> str:
+    """``text`` with full-width forms made ASCII and look-alike letters made Latin
+    where ``_latin`` says (in one pass in the compiled core when it is built)."""
+    if latin is not None:
+        return latin(text)  # the same as below
+    if _DISGUISED.search(text):
+        return _LOOKALIKE_WORD.sub(_latin, text.translate(_FULL_WIDTH))
+    return text
 
 
 def _latin(word: re.Match[str]) -> str:

@@ -7,6 +7,7 @@ the numbers asserted here are the numbers it prints.
 from __future__ import annotations
 
 import importlib
+import random
 import re
 from collections.abc import Callable
 
@@ -187,6 +188,49 @@ def test_the_compiled_views_are_the_python_ones(monkeypatch: pytest.MonkeyPatch)
     folded = [(views(t).low, views(t).norm) for t in texts]
     monkeypatch.setattr(views_module, "fold", None)
     assert folded == [(views(t).low, views(t).norm) for t in texts]
+
+
+def test_the_compiled_latin_is_the_python_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = views_module.latin
+    if compiled is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    corpus = [str(r["text"]) for r in load("injection.jsonl") + load("pii.jsonl")]
+    texts = corpus + [disguise(t) for t in corpus for disguise in DISGUISES.values()]
+    # latin has its own copy of the look-alikes: every one alone, among Latin letters,
+    # digits, an underscore, letters of its own script or Latin ones with accents.
+    for ch in views_module._LOOKALIKES:
+        texts.append(f"{ch} x{ch} {ch}9_ {ch}\u0436 {ch}\u00e9 {ch}\u0301s \uff58{ch}.")
+    texts.append("".join(map(chr, range(0xFF00, 0xFF60))) + "\u3000\u0430x")
+    texts += _mixed_texts(random.Random(5), 3000)
+    undisguised = [compiled(t) for t in texts]
+    monkeypatch.setattr(views_module, "latin", None)
+    assert undisguised == [views_module._undisguised(t) for t in texts]
+    plain = "\u0436\u0430 caf\u00e9 \U0001f600"  # a look-alike in a Russian word only
+    assert compiled(plain) is plain
+
+
+def _mixed_texts(rng: random.Random, n: int) -> list[str]:
+    """``n`` texts of words that mix look-alikes with ASCII letters, digits, ``_``,
+    letters of other scripts, numerals, combining marks and full-width forms."""
+    letters = [
+        "".join(views_module._LOOKALIKES),
+        "abcxyzABCXYZ",
+        "0123456789_",
+        "\u0431\u0433\u0434\u0436\u0437\u0438\u043b\u0444\u044f",  # Russian, no look-alike
+        "\u03bb\u03c0\u03c3\u03c9\u03ad\u0394",  # Greek, no look-alike
+        "\u00e9\u00df\u01c5\u4e2d\u0627\u00b2\u00bd\u216b\u0663",  # é, ǅ, CJK, numerals
+        "\u0301\u0306\u0308\u093e",  # combining marks
+        "\uff41\uff3a\uff10\uff3f\uff01\u3000",  # full-width
+    ]
+    between = [" ", " ", "-", ".", "\n", "'", "\u3000", "\uff0c", "\U0001f600"]
+    texts = []
+    for _ in range(n):
+        words = []
+        for _ in range(rng.randint(1, 12)):
+            word = "".join(rng.choice(rng.choice(letters)) for _ in range(rng.randint(1, 7)))
+            words.append(word + rng.choice(between))
+        texts.append("".join(words))
+    return texts
 
 
 @pytest.mark.parametrize("disguise", DISGUISES.values(), ids=DISGUISES.keys())
