@@ -7,7 +7,17 @@ import json
 import pytest
 
 from orchestrator.injection import training, views
-from orchestrator.injection.model import FLAGGED, SIGNAL, SOME, Model, features, shipped, words
+from orchestrator.injection.model import (
+    _TELLING,
+    _TOKEN_VIEW,
+    FLAGGED,
+    SIGNAL,
+    SOME,
+    Model,
+    features,
+    shipped,
+    words,
+)
 from orchestrator.injection.scoring import Detector
 from orchestrator.screening import Screener
 
@@ -112,6 +122,28 @@ def test_the_compiled_core_weighs_every_text_as_python_does() -> None:
         assert evidence == expected[1], text
 
 
+def test_the_compiled_core_adds_the_weights_in_the_order_the_words_come() -> None:
+    # A floating-point sum depends on its order: the compiled core adds a word's weight
+    # where the word first comes and lists the telling ones in that order, whether the
+    # text takes 1, 2 or 4 bytes a character.
+    from orchestrator.injection._words import Table
+
+    model = shipped()
+    names = model._word_names
+    table = Table(names, [model.weights[w] for w in names], _TELLING)
+    place = {w: i for i, w in enumerate(names)}
+    for text in _corpus_texts():
+        for wider in ("", " \u0100", " \U0001f600"):
+            low = views(text + wider).low
+            total, telling = 0.0, []
+            for word in dict.fromkeys(low.encode().translate(_TOKEN_VIEW).decode().split()):
+                if word in place:
+                    total += model.weights[word]
+                    if model.weights[word] > _TELLING:
+                        telling.append(place[word])
+            assert table.weigh(low) == (total, telling), text
+
+
 def test_the_compiled_core_counts_a_repeated_word_once_and_rejects_bad_input() -> None:
     from orchestrator.injection._words import Table
 
@@ -128,3 +160,11 @@ def test_the_compiled_core_counts_a_repeated_word_once_and_rejects_bad_input() -
         Table.__new__(Table).weigh("ignore")
     table.__init__(["rules"], [-1.0], 0.2)  # type: ignore[misc]  # a second init replaces the words
     assert table.weigh("ignore rules") == (-1.0, [])
+    table = Table(["ignore", "rules", "ignore"], [1.0, -2.0, 0.5], 0.2)
+    assert table.weigh(" ignore") == (0.5, [2])  # a repeated word: the later one, as in a dict
+    with pytest.raises(TypeError, match="strings"):
+        Table(["rules", 1], [1.0, 1.0], 0.2)  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        table.__init__(["rules", "ignore"], [1.0, "heavy"], 0.2)  # type: ignore[misc]
+    with pytest.raises(RuntimeError, match="not called"):
+        table.weigh("rules")  # a failed init leaves no half-made table
