@@ -1,6 +1,6 @@
 """Builds the screening core's C extensions (``orchestrator/injection/_words.c``, the
-model's word weigher and the views' fold, ``_wordseq.c``, the word-chain scanner, and
-``orchestrator/_numbers.c``, the digit runs PII numbers are read from).
+model's word weigher and the views' fold and latin, ``_wordseq.c``, the word-chain
+scanner, and ``orchestrator/_numbers.c``, the digit runs PII numbers are read from).
 
 Run by hatchling for every wheel, the editable one ``uv sync`` installs included (the
 module is compiled next to its source, where an editable install imports it from), and

@@ -385,10 +385,10 @@ static PyObject *latin(PyObject *module, PyObject *text) {
     Py_UCS4 *out = PyUnicode_AsUCS4Copy(text);
     if (out == NULL) return NULL;
     int changed = 0;
-    for (Py_ssize_t i = first; i < n; i++) {
-        Py_UCS4 c = narrow(out[i]);
-        changed |= c != out[i];
-        out[i] = c;
+    for (Py_ssize_t k = first; k < n; k++) {
+        Py_UCS4 c = narrow(out[k]);
+        changed |= c != out[k];
+        out[k] = c;
     }
     /* The words before the first disguised character have no look-alike. */
     Py_ssize_t i = first;
@@ -445,7 +445,8 @@ PyMODINIT_FUNC PyInit__words(void) {
                         (c >= 'A' && c <= 'Z') || c == '_';
     for (const char *c = "\n\t\r'\"`([{<*#-/|>\\="; *c; c++) before_word[(unsigned char)*c] = 1;
     for (size_t k = 0; k < sizeof(LOOKALIKES) / sizeof(LOOKALIKES[0]); k++)
-        latin_of[LOOKALIKES[k][0]] = (unsigned char)LOOKALIKES[k][1];
+        if (LOOKALIKES[k][0] < LOOKALIKE_END) /* else left out, and the test says so */
+            latin_of[LOOKALIKES[k][0]] = (unsigned char)LOOKALIKES[k][1];
     if (PyType_Ready(&TableType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
