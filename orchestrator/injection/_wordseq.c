@@ -96,6 +96,13 @@ typedef struct {
     int32_t hits[MEMO_HITS]; /* in the order the lookups find them */
 } Memo;
 
+/* A token read in the first pass over a text (its start is in ``tokens``). */
+typedef struct {
+    Py_ssize_t end;
+    uint64_t hash; /* of its characters */
+    Memo *memo;    /* its slot in the memo (asked for ahead), or NULL: not kept */
+} Token;
+
 typedef struct {
     PyObject_HEAD
     uint64_t filter[FILTER_BITS / 64];
@@ -123,13 +130,16 @@ typedef struct {
     Py_ssize_t n_chains;
     int32_t *signal, *lead, *span; /* span: the most tokens from the first word to the last */
     int32_t *alternative;          /* which top-level alternative of its signal it reads */
+    int32_t *first;                /* its first word */
     int32_t n_signals;             /* 1 + the highest signal */
     uint64_t *masks;               /* per signal, per scan: the alternatives found */
     /* per scan */
     Progress *progress; /* per node */
     uint64_t *reached;  /* bit per node: the chain up to it ended somewhere */
+    uint64_t *rooted;   /* bit per node: a chain it is the first word of was found */
     unsigned char *found;
-    Py_ssize_t *tokens;
+    Py_ssize_t *tokens; /* where each token starts */
+    Token *read;        /* the rest of what the first pass read of each */
     Py_ssize_t tokens_cap;
     /* A word after the first is looked at only once the word before is reached: it is
      * then put on its conds' lists of ``active`` ones (linked in ``pool``). */
@@ -154,8 +164,10 @@ static void Scanner_free(Scanner *self) {
         self->texts,    self->lengths,  self->kinds,     self->has_same,  self->slots,
         self->root_start, self->roots,  self->nodes,     self->next_start, self->next,
         self->end_start, self->ends_of, self->from_start, self->from,     self->signal,
-        self->lead,     self->span,     self->alternative, self->masks,   self->progress,
-        self->reached,  self->found,    self->tokens,    self->active,    self->pool,
+        self->lead,     self->span,     self->alternative, self->first,   self->rooted,
+        self->masks,    self->progress,
+        self->reached,  self->found,    self->tokens,    self->read,      self->active,
+        self->pool,
         self->touched,  self->history,  self->ends,      self->hits,      self->memo,
     };
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) PyMem_Free(owned[k]);
@@ -296,17 +308,18 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
     self->from_start = PyMem_Calloc(n + 2, sizeof(Py_ssize_t));
     self->progress = PyMem_Calloc(n + 1, sizeof(Progress));
     self->reached = PyMem_Calloc(n / 64 + 1, sizeof(uint64_t));
+    self->rooted = PyMem_Calloc(n / 64 + 1, sizeof(uint64_t));
     self->signal = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->lead = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->span = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->alternative = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->found = PyMem_Calloc(n_chains + 1, 1);
     int32_t *last = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
-    int32_t *first = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    int32_t *first = self->first = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     Py_ssize_t *cursor = NULL;
     int ok = -1;
     if (!self->nodes || !self->root_start || !self->next_start || !self->end_start ||
-        !self->from_start || !self->progress || !self->reached || !self->signal ||
+        !self->from_start || !self->progress || !self->reached || !self->rooted || !self->signal ||
         !self->lead || !self->span || !self->alternative || !self->found || !last || !first) {
         PyErr_NoMemory();
         goto done;
@@ -404,7 +417,6 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
 done:
     PyMem_Free(cursor);
     PyMem_Free(last);
-    PyMem_Free(first);
     return ok;
 }
 
@@ -429,6 +441,9 @@ static int grow_tokens(Scanner *self, Py_ssize_t need) {
     Py_ssize_t *more = PyMem_Realloc(self->tokens, cap * sizeof(Py_ssize_t));
     if (!more) return -1;
     self->tokens = more;
+    Token *read = PyMem_Realloc(self->read, cap * sizeof(Token));
+    if (!read) return -1;
+    self->read = read;
     self->tokens_cap = cap;
     return 0;
 }
@@ -502,6 +517,8 @@ static int move(Scanner *self, int32_t w, int32_t t, int was) {
     for (Py_ssize_t k = self->end_start[w]; k < self->end_start[w + 1]; k++) {
         int32_t chain = self->ends_of[k];
         self->found[chain] = 1;
+        int32_t first = self->first[chain];
+        self->rooted[first >> 6] |= 1ULL << (first & 63);
         if (add_pair(&self->ends, &self->ends_len, &self->ends_cap, chain, t) < 0) return -1;
     }
     return 0;
@@ -617,23 +634,22 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     memset(self->reached, 0, (self->n_nodes / 64 + 1) * sizeof(uint64_t));
+    memset(self->rooted, 0, (self->n_nodes / 64 + 1) * sizeof(uint64_t));
     self->history_len = self->ends_len = 0;
     for (Py_ssize_t k = 0; k < self->touched_len; k++) self->active[self->touched[k]] = -1;
     self->touched_len = self->pool_len = 0;
     memset(self->found, 0, self->n_chains);
     memset(self->masks, 0, self->n_signals * sizeof(uint64_t));
     int any_inside = self->inside.lengths != 0;
+    /* First the tokens, their hashes and their memo slots: each slot is asked for as
+     * its token is read, so it is in the cache by the time the token is looked up. */
     Py_ssize_t n_tokens = 0;
     Py_ssize_t i = 0;
     while (i < n) {
         while (i < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
         if (i >= n) break;
         if (grow_tokens(self, n_tokens + 1) < 0) return PyErr_NoMemory();
-        int32_t t = (int32_t)n_tokens++;
         Py_ssize_t start = i;
-        self->tokens[t] = start;
-        self->hits_len = 0;
-        /* The token's end, and its conds when it was seen before. */
         uint64_t whole = FNV_OFFSET;
         Py_UCS4 ch, wide = 0;
         while (i < n && !Py_UNICODE_ISSPACE(ch = PyUnicode_READ(kind, data, i))) {
@@ -641,17 +657,27 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
             wide |= ch;
             i++;
         }
-        Py_ssize_t end = i;
         Memo *memo = NULL;
-        if (wide < 128 && end - start <= MEMO_TEXT) {
+        if (wide < 128 && i - start <= MEMO_TEXT) {
             memo = &self->memo[(whole * 0x9E3779B97F4A7C15ULL) >> 52 & (MEMO_SLOTS - 1)];
-            if (memo->length == end - start && memo->hash == whole &&
-                same_text(memo->text, kind, data, start, end)) {
-                for (int h = 0; h < memo->n_hits; h++)
-                    if (hit(self, memo->hits[h]) < 0) return PyErr_NoMemory();
-                if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
-                continue;
-            }
+            __builtin_prefetch(memo);
+            __builtin_prefetch((char *)(memo + 1) - 1); /* a slot may straddle two lines */
+        }
+        self->tokens[n_tokens] = start;
+        self->read[n_tokens++] = (Token){i, whole, memo};
+    }
+    /* Then each token's conds, and the chains they move. */
+    for (int32_t t = 0; t < n_tokens; t++) {
+        Py_ssize_t start = self->tokens[t], end = self->read[t].end;
+        uint64_t whole = self->read[t].hash;
+        Memo *memo = self->read[t].memo;
+        self->hits_len = 0;
+        if (memo != NULL && memo->length == end - start && memo->hash == whole &&
+            same_text(memo->text, kind, data, start, end)) {
+            for (int h = 0; h < memo->n_hits; h++)
+                if (hit(self, memo->hits[h]) < 0) return PyErr_NoMemory();
+            if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
+            continue;
         }
         /* Whether some cond may start this token: by its first two characters. */
         Py_UCS4 a = PyUnicode_READ(kind, data, start);
@@ -706,6 +732,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
         Py_ssize_t c = self->history[f][0], token = self->history[f][1];
         for (Py_ssize_t r = self->root_start[c]; r < self->root_start[c + 1]; r++) {
             int32_t root = self->roots[r];
+            if (!((self->rooted[root >> 6] >> (root & 63)) & 1)) continue; /* none found */
             for (Py_ssize_t k = self->from_start[root]; k < self->from_start[root + 1]; k++) {
                 int32_t chain = self->from[k];
                 Py_ssize_t span = self->span[chain];
