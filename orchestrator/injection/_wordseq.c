@@ -161,14 +161,15 @@ static void Scanner_free(Scanner *self) {
     if (self->texts != NULL)
         for (Py_ssize_t c = 0; c < self->n_conds; c++) PyMem_Free(self->texts[c]);
     void *owned[] = {
-        self->texts,    self->lengths,  self->kinds,     self->has_same,  self->slots,
-        self->root_start, self->roots,  self->nodes,     self->next_start, self->next,
-        self->end_start, self->ends_of, self->from_start, self->from,     self->signal,
-        self->lead,     self->span,     self->alternative, self->first,   self->rooted,
-        self->masks,    self->progress,
-        self->reached,  self->found,    self->tokens,    self->read,      self->active,
-        self->pool,
-        self->touched,  self->history,  self->ends,      self->hits,      self->memo,
+        self->texts,      self->lengths,    self->kinds,      self->has_same,
+        self->slots,      self->root_start, self->roots,      self->nodes,
+        self->next_start, self->next,       self->end_start,  self->ends_of,
+        self->from_start, self->from,       self->signal,     self->lead,
+        self->span,       self->alternative, self->first,     self->rooted,
+        self->masks,      self->progress,   self->reached,    self->found,
+        self->tokens,     self->read,       self->active,     self->pool,
+        self->touched,    self->history,    self->ends,       self->hits,
+        self->memo,
     };
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) PyMem_Free(owned[k]);
     memset((char *)self + sizeof(PyObject), 0, sizeof(Scanner) - sizeof(PyObject));
@@ -319,8 +320,9 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
     Py_ssize_t *cursor = NULL;
     int ok = -1;
     if (!self->nodes || !self->root_start || !self->next_start || !self->end_start ||
-        !self->from_start || !self->progress || !self->reached || !self->rooted || !self->signal ||
-        !self->lead || !self->span || !self->alternative || !self->found || !last || !first) {
+        !self->from_start || !self->progress || !self->reached || !self->rooted ||
+        !self->signal || !self->lead || !self->span || !self->alternative || !self->found ||
+        !last || !first) {
         PyErr_NoMemory();
         goto done;
     }
