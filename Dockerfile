@@ -25,7 +25,7 @@ ENV UV_COMPILE_BYTECODE=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 # A C compiler (and Python's headers, when the base lacks them) for the screening core's
-# extension (hatch_build.py); only this stage has them.
+# extensions (hatch_build.py); only this stage has them.
 RUN set -eu; \
     packages="gcc libc6-dev"; \
     python3 -m pip --version >/dev/null 2>&1 || packages="$packages python3-pip"; \
