@@ -115,7 +115,7 @@ def _ipv4_ok(value: str) -> bool:
     return not value.startswith(_NOT_IP)  # loopback, "this network", netmasks
 
 
-LETTERED, FREE, GLUED = 1, 2, 4  # what ``_runs`` says a run is for (as ``_numbers.c``)
+LETTERED, FREE, GLUED = 1, 2, 4  # what a run is read for (as ``_numbers.c`` numbers them)
 
 
 def numbers(text: str, out: list[Span]) -> None:
