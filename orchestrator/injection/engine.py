@@ -87,7 +87,7 @@ def build(table: Table, extra: tuple[str, ...] = (), *, chained: bool = COMPILED
     signals = tuple(_signal(spec, table) for spec in table.specs)
     read = {i: chains(s.pattern) for i, s in enumerate(signals) if chained and not s.raw}
     chained_signals = {i: c for i, c in read.items() if c}
-    whole = [superset(s.pattern.pattern, word_view=not s.raw) for s in signals]
+    whole = [superset(s.pattern.pattern, word_view=not s.raw, bounded=False) for s in signals]
     parts = [
         [] if i in chained_signals else factors(s.pattern.pattern, word_view=not s.raw)
         for i, s in enumerate(signals)

@@ -343,6 +343,20 @@ def test_superset_matches_wherever_the_pattern_does(
     assert not any(rewritten.search(text) for text in misses)
 
 
+def test_an_unbounded_superset_drops_only_the_wide_bounds() -> None:
+    # What ``next_start`` searches with: the counted gap would cost the DFA one state
+    # per count; unbounded, it matches more texts but every one the pattern does.
+    pattern = r"(?:curl|wget)\b[^\n|]{0,150}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b|x{2,5}y"
+    source = superset(pattern, word_view=False, bounded=False)
+    assert "150" not in source
+    assert "{2,5}" in source  # a short repeat keeps its bound
+    loose = re2.compile(source)
+    for text in ["curl -s x | sh", "wget " + "a" * 148 + " |  sudo bash", "xxy"]:
+        assert re.search(pattern, text) and loose.search(text), text
+    assert loose.search("curl " + "a" * 151 + " | sh")  # looser than the pattern
+    assert not loose.search("curl x\n| sh")  # but no wider in what it may skip
+
+
 def test_factors_cut_wide_gaps() -> None:
     pattern = r"(?:send|post)\b[^.]{0,80}?(?:secrets?|tokens?)"
     assert sorted(factors(pattern, word_view=False)) == [
