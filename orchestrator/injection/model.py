@@ -116,10 +116,12 @@ class Model:
         if table is None:
             return self.weigh(features(words(v), reasons, signal_score), most)
         total, telling = table.weigh(v.low)
-        weight = self.weights.get
-        z = self.bias + total + sum(weight(f, 0.0) for f in signal_features(reasons, signal_score))
+        z = self.bias + total
+        if signals := signal_features(reasons, signal_score):  # most texts have none
+            weight = self.weights.get
+            z += sum(weight(f, 0.0) for f in signals)
         names = self._word_names
-        return sigmoid(z), [names[i] for i in sorted(telling)[:most]]
+        return sigmoid(z), [names[i] for i in sorted(telling)[:most]] if telling else []
 
     def probability(self, feats: AbstractSet[str]) -> float:
         """The model's probability that a text with ``feats`` is an injection."""

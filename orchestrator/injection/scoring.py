@@ -37,6 +37,7 @@ class Detector:
         self._index = engine.build(signals, tuple(extra.values()))
         first = len(self._index.signals)
         self._names = {first + i: name for i, name in enumerate(extra)}
+        self._hints = {i: name for i, name in self._names.items() if name in HINTS}
         self._encoded = signals.reasons["encoded"]
 
     def scan(self, v: Views) -> Scan:
@@ -55,7 +56,7 @@ class Detector:
         v = views(text) if v is None else v
         scan = self.scan(v) if scan is None else scan
         found = engine.match(v, self._index, scan)
-        hints = self.gates(scan) & HINTS.keys()
+        hints = {self._hints[i] for i in scan.candidates if i in self._hints}
         for hidden in decoded(text, v.low, hints) if hints else ():
             hidden_views = views(hidden)
             hidden_found = engine.match(hidden_views, self._index, self.scan(hidden_views))
@@ -97,6 +98,8 @@ def score_injection(text: str) -> Score:
 
 
 def _score(found: engine.Found) -> Score:
+    if not found:
+        return 0.0, ()
     remaining = 1.0
     for weight, _ in found.values():
         remaining *= 1.0 - weight
