@@ -55,9 +55,10 @@ static const uint64_t FNV_OFFSET = 14695981039346656037ULL;
 static const uint64_t FNV_PRIME = 1099511628211ULL;
 
 static unsigned char ascii_word[128];
+static unsigned char narrow_word[256]; /* ``is_word`` of the characters a 1-byte str has */
 
 static inline int is_word(Py_UCS4 c) {
-    if (c < 128) return ascii_word[c];
+    if (c < 256) return narrow_word[c];
     return !Py_UNICODE_ISSPACE(c);
 }
 
@@ -190,7 +191,7 @@ fail:
 }
 
 /* The entry for the word text[start:end], or NULL. */
-static inline Entry *lookup(Table *self, int kind, const void *data, Py_ssize_t start,
+static inline __attribute__((always_inline)) Entry *lookup(Table *self, int kind, const void *data, Py_ssize_t start,
                             Py_ssize_t end, uint64_t hash) {
     Py_ssize_t length = end - start;
     for (size_t at = hash & self->mask; self->slots[at].entry != EMPTY;
@@ -205,22 +206,13 @@ static inline Entry *lookup(Table *self, int kind, const void *data, Py_ssize_t 
     return NULL;
 }
 
-static PyObject *Table_weigh(Table *self, PyObject *text) {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "weigh() takes a str");
-        return NULL;
-    }
-    if (self->slots == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Table.__init__ was not called (or failed)");
-        return NULL;
-    }
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+/* The weights of the distinct known words of ``data`` (of ``kind``, which the callers
+ * give as a constant, so that each kind has a loop of its own that reads its
+ * characters directly), added to ``*total``, and the telling ones' indexes. */
+static inline __attribute__((always_inline)) int weigh_words(Table *self, int kind,
+                                                             const void *data, Py_ssize_t n,
+                                                             double *total, PyObject *telling) {
     uint64_t call = ++self->calls;
-    double total = 0.0;
-    PyObject *telling = PyList_New(0);
-    if (telling == NULL) return NULL;
     Py_ssize_t i = 0;
     while (i < n) {
         while (i < n && !is_word(PyUnicode_READ(kind, data, i))) i++;
@@ -235,19 +227,49 @@ static PyObject *Table_weigh(Table *self, PyObject *text) {
         Entry *e = lookup(self, kind, data, start, i, hash);
         if (e == NULL || e->seen == call) continue;
         e->seen = call;
-        total += e->weight;
+        *total += e->weight;
         if (e->weight > self->telling) {
             PyObject *index = PyLong_FromSsize_t(e->index);
             if (index == NULL || PyList_Append(telling, index) < 0) {
                 Py_XDECREF(index);
-                Py_DECREF(telling);
-                return NULL;
+                return -1;
             }
             Py_DECREF(index);
         }
     }
-    PyObject *out = Py_BuildValue("(dN)", total, telling);
-    return out;
+    return 0;
+}
+
+static PyObject *Table_weigh(Table *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "weigh() takes a str");
+        return NULL;
+    }
+    if (self->slots == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Table.__init__ was not called (or failed)");
+        return NULL;
+    }
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    double total = 0.0;
+    PyObject *telling = PyList_New(0);
+    if (telling == NULL) return NULL;
+    int failed;
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        failed = weigh_words(self, PyUnicode_1BYTE_KIND, data, n, &total, telling);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        failed = weigh_words(self, PyUnicode_2BYTE_KIND, data, n, &total, telling);
+        break;
+    default:
+        failed = weigh_words(self, PyUnicode_4BYTE_KIND, data, n, &total, telling);
+    }
+    if (failed) {
+        Py_DECREF(telling);
+        return NULL;
+    }
+    return Py_BuildValue("(dN)", total, telling);
 }
 
 /* ``fold(low)``: a lowered text with zero-width characters dropped and typographic ones
@@ -440,9 +462,12 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__words(void) {
-    for (int c = 0; c < 128; c++)
-        ascii_word[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-                        (c >= 'A' && c <= 'Z') || c == '_';
+    for (int c = 0; c < 256; c++) {
+        if (c < 128)
+            ascii_word[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                            (c >= 'A' && c <= 'Z') || c == '_';
+        narrow_word[c] = c < 128 ? ascii_word[c] : !Py_UNICODE_ISSPACE(c);
+    }
     for (const char *c = "\n\t\r'\"`([{<*#-/|>\\="; *c; c++) before_word[(unsigned char)*c] = 1;
     for (size_t k = 0; k < sizeof(LOOKALIKES) / sizeof(LOOKALIKES[0]); k++)
         if (LOOKALIKES[k][0] < LOOKALIKE_END) /* else left out, and the test says so */
