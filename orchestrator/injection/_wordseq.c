@@ -88,13 +88,16 @@ typedef struct {
 #define MEMO_TEXT 22 /* the longest token kept */
 #define MEMO_HITS 4  /* the most conds a kept token takes */
 
+/* 32 bytes, so that a slot is one half of a cache line (the memo is aligned to 64):
+ * 128 KB in all, and one line to read per token. */
 typedef struct {
-    uint64_t hash;          /* of the token's characters (FNV-1a) */
-    uint8_t length;         /* 0: an empty slot */
+    uint8_t length; /* 0: an empty slot */
     uint8_t n_hits;
+    int16_t hits[MEMO_HITS]; /* in the order the lookups find them (conds < 2^15) */
     char text[MEMO_TEXT];
-    int32_t hits[MEMO_HITS]; /* in the order the lookups find them */
 } Memo;
+
+_Static_assert(sizeof(Memo) == 32, "a memo slot is half a cache line");
 
 /* A token read in the first pass over a text (its start is in ``tokens``). */
 typedef struct {
@@ -154,7 +157,9 @@ typedef struct {
     Py_ssize_t ends_len, ends_cap;
     int32_t *hits; /* the conds the token being read takes */
     Py_ssize_t hits_len, hits_cap;
-    Memo *memo; /* MEMO_SLOTS: the conds short ASCII tokens took, kept across scans */
+    Memo *memo; /* MEMO_SLOTS: the conds short ASCII tokens took, kept across scans (or
+                   NULL: too many conds to keep in 16 bits) */
+    void *memo_block; /* what ``memo`` was cut from (aligned to 64 bytes in it) */
 } Scanner;
 
 static void Scanner_free(Scanner *self) {
@@ -169,7 +174,7 @@ static void Scanner_free(Scanner *self) {
         self->masks,      self->progress,   self->reached,    self->found,
         self->tokens,     self->read,       self->active,     self->pool,
         self->touched,    self->history,    self->ends,       self->hits,
-        self->memo,
+        self->memo_block,
     };
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) PyMem_Free(owned[k]);
     memset((char *)self + sizeof(PyObject), 0, sizeof(Scanner) - sizeof(PyObject));
@@ -226,9 +231,13 @@ static int read_conds(Scanner *self, PyObject *conds) {
     self->has_same = PyMem_Calloc(n_conds + 1, 1);
     self->active = PyMem_Malloc((n_conds + 1) * sizeof(int32_t));
     self->touched = PyMem_Calloc(n_conds + 1, sizeof(int32_t));
-    self->memo = PyMem_Calloc(MEMO_SLOTS, sizeof(Memo));
+    if (n_conds <= INT16_MAX) {
+        self->memo_block = PyMem_Calloc(MEMO_SLOTS + 2, sizeof(Memo));
+        if (self->memo_block)
+            self->memo = (Memo *)(((uintptr_t)self->memo_block + 63) & ~(uintptr_t)63);
+    }
     if (!self->slots || !self->texts || !self->lengths || !self->kinds || !self->has_same ||
-        !self->active || !self->touched || !self->memo) {
+        !self->active || !self->touched || (n_conds <= INT16_MAX && !self->memo)) {
         PyErr_NoMemory();
         return -1;
     }
@@ -660,10 +669,9 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
             i++;
         }
         Memo *memo = NULL;
-        if (wide < 128 && i - start <= MEMO_TEXT) {
+        if (wide < 128 && i - start <= MEMO_TEXT && self->memo != NULL) {
             memo = &self->memo[(whole * 0x9E3779B97F4A7C15ULL) >> 52 & (MEMO_SLOTS - 1)];
             __builtin_prefetch(memo);
-            __builtin_prefetch((char *)(memo + 1) - 1); /* a slot may straddle two lines */
         }
         self->tokens[n_tokens] = start;
         self->read[n_tokens++] = (Token){i, whole, memo};
@@ -674,7 +682,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
         uint64_t whole = self->read[t].hash;
         Memo *memo = self->read[t].memo;
         self->hits_len = 0;
-        if (memo != NULL && memo->length == end - start && memo->hash == whole &&
+        if (memo != NULL && memo->length == end - start &&
             same_text(memo->text, kind, data, start, end)) {
             for (int h = 0; h < memo->n_hits; h++)
                 if (hit(self, memo->hits[h]) < 0) return PyErr_NoMemory();
@@ -716,12 +724,11 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
             }
         }
         if (memo != NULL && self->hits_len <= MEMO_HITS) {
-            memo->hash = whole;
             memo->length = (uint8_t)(end - start);
             memo->n_hits = (uint8_t)self->hits_len;
             for (Py_ssize_t k = start; k < end; k++)
                 memo->text[k - start] = (char)PyUnicode_READ(kind, data, k);
-            memcpy(memo->hits, self->hits, self->hits_len * sizeof(int32_t));
+            for (Py_ssize_t h = 0; h < self->hits_len; h++) memo->hits[h] = (int16_t)self->hits[h];
         }
         if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
     }

@@ -231,6 +231,24 @@ def test_the_tokens_the_scanner_remembers_change_nothing_it_finds() -> None:
         assert warm.scan(text) == _wordseq.Scanner(*tree._tree()).scan(text), text
 
 
+def test_a_scanner_with_more_conds_than_the_memo_holds_keeps_none() -> None:
+    """The memo keeps conds in 16 bits: with more conds than that, it is left off,
+    and the scanner finds what one with the memo finds."""
+    tree = engine.build(table.load(), chained=True).chains
+    if tree._compiled is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    from orchestrator.injection import _wordseq
+
+    conds, nodes, chains = tree._tree()
+    padded = conds + [(f"zz{n}", 0) for n in range(1 << 15)]
+    wide = _wordseq.Scanner(padded, nodes, chains)
+    rows = load("injection.jsonl")
+    texts = [views(str(r["text"])).norm for r in rows[:120]]
+    assert sum(1 for t in texts if tree._compiled.scan(t)) > 20
+    for text in texts + texts:
+        assert wide.scan(text) == tree._compiled.scan(text), text
+
+
 def test_without_the_compiled_scanner_the_prefilter_finds_the_word_signals() -> None:
     index = engine.build(table.load(), chained=False)
     assert not index.chains.signals
