@@ -75,7 +75,9 @@ def _gates(text: str) -> set[str]:
 
 # --- email ---------------------------------------------------------------------------
 
-_LOCAL = re.compile(r"[A-Za-z0-9._%+'\-]+$")
+# A local part, read backwards from the "@" (in the reversed 64 characters before it):
+# searching forwards for a run that ends at the "@" tries every place in the window.
+_LOCAL_BACKWARDS = re.compile(r"[A-Za-z0-9._%+'\-]+")
 _DOMAIN = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 )
@@ -84,10 +86,10 @@ _DOMAIN = re.compile(
 def _emails(text: str) -> Iterator[Span]:
     at = text.find("@")
     while at >= 0:
-        local = _LOCAL.search(text, max(0, at - 64), at)
+        local = _LOCAL_BACKWARDS.match(text[max(0, at - 64) : at][::-1])
         domain = _DOMAIN.match(text, at + 1)
         if local is not None and domain is not None:
-            start = local.start()
+            start = at - local.end()
             while start < at and not text[start].isalnum():
                 start += 1
             before = text[start - 1] if start else " "

@@ -15,6 +15,7 @@ import pytest
 import re2  # type: ignore[import-untyped]
 
 from benchmarks.screening import DISGUISES, injection_scores, load, pii_scores
+from orchestrator import pii
 from orchestrator.injection import engine, table, views
 from orchestrator.injection.superset import factors, superset
 from orchestrator.pii import GATES, find_pii
@@ -320,6 +321,26 @@ def _starts(pattern: re.Pattern[str], text: str) -> list[int]:
         out.append(m.start())
         m = pattern.search(text, m.start() + 1)
     return out
+
+
+def test_an_email_local_part_read_backwards_is_the_one_a_search_finds() -> None:
+    # ``_emails`` reads the local part backwards from the "@"; a search for a run that
+    # ends there (what it did before) is the reference.
+    forward = re.compile(r"[A-Za-z0-9._%+'\-]+$")
+    rng = random.Random(5)
+    alphabet = "ab9._%+'-@ \u00e9:/<"
+    texts = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 90))) for _ in range(3000)
+    ]
+    texts += ["x" * 70 + "@example.com", "mailto:" + "a.b" * 30 + "@x.io"]
+    compared = 0
+    for text in texts:
+        for at in (i for i, ch in enumerate(text) if ch == "@"):
+            m = forward.search(text, max(0, at - 64), at)
+            back = pii._LOCAL_BACKWARDS.match(text[max(0, at - 64) : at][::-1])
+            assert (m and m.start()) == (back and at - back.end()), (text, at)
+            compared += 1
+    assert compared > 2000
 
 
 def test_the_pii_gates_never_hide_a_value() -> None:
