@@ -191,8 +191,9 @@ fail:
 }
 
 /* The entry for the word text[start:end], or NULL. */
-static inline __attribute__((always_inline)) Entry *lookup(Table *self, int kind, const void *data, Py_ssize_t start,
-                            Py_ssize_t end, uint64_t hash) {
+static inline __attribute__((always_inline)) Entry *lookup(Table *self, int kind,
+                                                            const void *data, Py_ssize_t start,
+                                                            Py_ssize_t end, uint64_t hash) {
     Py_ssize_t length = end - start;
     for (size_t at = hash & self->mask; self->slots[at].entry != EMPTY;
          at = (at + 1) & self->mask) {

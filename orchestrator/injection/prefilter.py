@@ -4,7 +4,8 @@ The patterns are RE2 syntax (``superset`` writes them from ``re`` ones). Each co
 with factors that all match wherever it does (itself, when it has no wide gap); the
 factors go into one ``RE2::Set``, whose DFA reads the text once however many there
 are, and a pattern is a candidate when all its factors are found. The candidates are
-then searched one by one, whole, to say where they may start.
+then searched one by one, whole, to say where they may start (``engine`` writes them
+with their wide repeats unbounded, which keeps each one's DFA small: see ``superset``).
 
 RE2 (``google-re2``) is the one outside dependency of screening, and this module is its
 only user: ``Prefilter`` is the seam, used by ``orchestrator.injection`` and
