@@ -55,7 +55,8 @@ class Index(NamedTuple):
     signals: tuple[Signal, ...]
     prefilter: Prefilter
     chains: Chains
-    narrowed: dict[tuple[int, int], re.Pattern[str]]  # see ``_narrowed``
+    alternatives: dict[int, list[str]]  # a chained signal's top-level ones, as written
+    pieces: dict[tuple[int, int], re.Pattern[str]]  # (signal, alternative): see ``_narrowed``
 
 
 def word_pattern(source: str, macros: dict[str, str]) -> str:
@@ -93,7 +94,8 @@ def build(table: Table, extra: tuple[str, ...] = (), *, chained: bool = COMPILED
         for i, s in enumerate(signals)
     ]
     prefilter = Prefilter([*whole, *extra], [*parts, *([e] for e in extra)])
-    return Index(signals, prefilter, Chains(chained_signals), {})
+    pieces = {i: alternatives(signals[i].pattern.pattern) or [] for i in chained_signals}
+    return Index(signals, prefilter, Chains(chained_signals), pieces, {})
 
 
 def match(v: Views, index: Index, scan: Scan) -> Found:
@@ -108,8 +110,8 @@ def match(v: Views, index: Index, scan: Scan) -> Found:
             hits.append((m.start(), m.group(), signal))
     for i, (alternatives_found, places) in index.chains.scan(v.norm).items():
         signal = index.signals[i]
-        pattern = _narrowed(index, i, alternatives_found)
-        if (m := _first_at(signal, pattern, v, places)) is not None:
+        patterns = _narrowed(index, i, alternatives_found)
+        if (m := _first_at(patterns, v, places)) is not None:
             hits.append((m.start(), m.group(), signal))
     found: Found = {}
     for start, _words, signal in sorted(hits, key=lambda h: h[0]):
@@ -134,30 +136,40 @@ def _first(signal: Signal, i: int, v: Views, scan: Scan) -> re.Match[str] | None
     return None
 
 
-def _narrowed(index: Index, i: int, found: int) -> re.Pattern[str]:
-    """Word signal ``i``'s pattern with only the top-level alternatives whose chains
-    were ``found`` (bit n: alternative n; 63: any later one), in their order: the others
-    match nowhere in the text, so at any place it matches where the whole one does,
-    the same words, and tries fewer alternatives. Compiled once per set of them."""
-    pattern = index.narrowed.get((i, found))
-    if pattern is None:
-        whole = index.signals[i].pattern
-        pieces = alternatives(whole.pattern) or []
-        kept = [p for n, p in enumerate(pieces) if found >> min(n, 63) & 1]
-        pattern = re.compile(f" (?:{'|'.join(kept)})") if 0 < len(kept) < len(pieces) else whole
-        index.narrowed[(i, found)] = pattern
-    return pattern
+def _narrowed(index: Index, i: int, found: int) -> list[re.Pattern[str]]:
+    """Word signal ``i``'s pattern as the top-level alternatives whose chains were
+    ``found`` (bit n: alternative n; 63: any later one), in their order, each compiled
+    alone (once, when first tried): the others match nowhere in the text, so at any
+    place the first of these that matches there matches the words the whole pattern
+    does, and fewer are tried. The whole pattern when every one was found. (Compiling
+    a pattern per set of alternatives found cost a compile every few hundred texts,
+    and kept one per set, without bound.)"""
+    pieces = index.alternatives.get(i) or []
+    every = (1 << min(len(pieces), 64)) - 1  # a bit per alternative (none: no pieces)
+    if found & every == every:
+        return [index.signals[i].pattern]
+    patterns = []
+    while found:
+        n = (found & -found).bit_length() - 1
+        found &= found - 1
+        for k in range(63, len(pieces)) if n == 63 else range(n, min(n + 1, len(pieces))):
+            pattern = index.pieces.get((i, k))
+            if pattern is None:
+                pattern = index.pieces[(i, k)] = re.compile(f" (?:{pieces[k]})")
+            patterns.append(pattern)
+    return patterns or [index.signals[i].pattern]
 
 
-def _first_at(
-    signal: Signal, pattern: re.Pattern[str], v: Views, places: list[int]
-) -> re.Match[str] | None:
-    """The first match of word signal ``signal`` (as ``pattern``) at one of ``places``
-    (in order)."""
+def _first_at(patterns: list[re.Pattern[str]], v: Views, places: list[int]) -> re.Match[str] | None:
+    """The first match of a word signal (as ``patterns``, the first of them that matches
+    at a place) at one of ``places`` (in order)."""
+    norm = v.norm
     for at in places:
-        m = pattern.match(v.norm, at)
-        if m is not None and not _quoted(v.low, at):
-            return m
+        for pattern in patterns:
+            if (m := pattern.match(norm, at)) is not None:
+                if not _quoted(v.low, at):
+                    return m
+                break
     return None
 
 

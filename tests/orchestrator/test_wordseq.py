@@ -285,6 +285,11 @@ def _generated(items: list[tuple[Any, Any]], rng: random.Random) -> str:
     return "".join(out)
 
 
+def _first_match(patterns: list[re.Pattern[str]], text: str, at: int) -> str | None:
+    """The words the first of ``patterns`` that matches at ``at`` matches there."""
+    return next((m.group() for p in patterns if (m := p.match(text, at))), None)
+
+
 def test_generated_matches_are_never_hidden() -> None:
     # For every chained signal, strings built from its own pattern (random branches,
     # repeats, class members, odd whitespace), among common words: every start of a
@@ -322,5 +327,20 @@ def test_generated_matches_are_never_hidden() -> None:
             narrowed = engine._narrowed(index, i, found)
             for at in starts:
                 whole = signal.pattern.match(norm, at)
-                assert whole and narrowed.match(norm, at).group() == whole.group(), norm
+                assert whole and _first_match(narrowed, norm, at) == whole.group(), norm
     assert checked > 1000
+
+
+def test_narrowing_keeps_one_pattern_per_alternative_however_many_sets_are_found() -> None:
+    # The alternatives found are tried one by one, in their order: each compiled once,
+    # so any number of different sets of them found adds no patterns.
+    index = engine.build(table.load(), chained=True)
+    i, pieces = max(index.alternatives.items(), key=lambda item: len(item[1]))
+    assert len(pieces) > 6
+    every = (1 << min(len(pieces), 64)) - 1
+    for found in range(1, 1 << 7):
+        patterns = engine._narrowed(index, i, found)
+        wanted = [n for n in range(len(pieces)) if found >> min(n, 63) & 1]
+        assert [p.pattern for p in patterns] == [f" (?:{pieces[n]})" for n in wanted]
+    assert engine._narrowed(index, i, every) == [index.signals[i].pattern]
+    assert len(index.pieces) == 7
