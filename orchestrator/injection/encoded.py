@@ -37,7 +37,7 @@ def decoded(text: str, low: str, hints: set[str]) -> list[str]:
         out.append(codecs.decode(text, "rot13"))
     if "escape" in hints:
         out.append(_ESCAPE.sub(lambda m: chr(int(m[1] or m[2], 16)), low))
-    return [t for t in out if " " in t and sum(c.isprintable() for c in t) > 0.95 * len(t)]
+    return [t for t in out if " " in t and sum(map(str.isprintable, t)) > 0.95 * len(t)]
 
 
 def _b64(value: str) -> str:

@@ -9,6 +9,7 @@ text usually runs no ``re`` pattern at all, however many signals there are.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from typing import NamedTuple
 
 from orchestrator.injection.prefilter import Prefilter, Scan
@@ -20,6 +21,8 @@ from orchestrator.injection.wordseq import COMPILED, Chains, alternatives, chain
 Found = dict[str, tuple[float, str]]  # reason -> (weight, reason quoting the words)
 
 _QUOTE = 60
+_START = itemgetter(0)
+_NARROWINGS = 4096  # the most sets of alternatives found kept (a list of patterns each)
 _MENTION = re.compile(
     r"(?:match\w*|detect\w*|regex|pattern|phrase|strings?|such as|like|e\.g\.|example|flag\w*"
     r"|block\w*|contain\w*|includ\w*|quot\w*|mention\w*|cite\w*|called|named|says?|saying"
@@ -57,6 +60,7 @@ class Index(NamedTuple):
     chains: Chains
     alternatives: dict[int, list[str]]  # a chained signal's top-level ones, as written
     pieces: dict[tuple[int, int], re.Pattern[str]]  # (signal, alternative): see ``_narrowed``
+    narrowed: dict[tuple[int, int], list[re.Pattern[str]]]  # (signal, alternatives found)
 
 
 def word_pattern(source: str, macros: dict[str, str]) -> str:
@@ -95,7 +99,7 @@ def build(table: Table, extra: tuple[str, ...] = (), *, chained: bool = COMPILED
     ]
     prefilter = Prefilter([*whole, *extra], [*parts, *([e] for e in extra)])
     pieces = {i: alternatives(signals[i].pattern.pattern) or [] for i in chained_signals}
-    return Index(signals, prefilter, Chains(chained_signals), pieces, {})
+    return Index(signals, prefilter, Chains(chained_signals), pieces, {}, {})
 
 
 def match(v: Views, index: Index, scan: Scan) -> Found:
@@ -108,13 +112,13 @@ def match(v: Views, index: Index, scan: Scan) -> Found:
         signal = index.signals[i]
         if (m := _first(signal, i, v, scan)) is not None:
             hits.append((m.start(), m.group(), signal))
-    for i, (alternatives_found, places) in index.chains.scan(v.norm).items():
-        signal = index.signals[i]
+    for i, alternatives_found, places in index.chains.found(v.norm):
         patterns = _narrowed(index, i, alternatives_found)
         if (m := _first_at(patterns, v, places)) is not None:
-            hits.append((m.start(), m.group(), signal))
+            hits.append((m.start(), m.group(), index.signals[i]))
+    hits.sort(key=_START)
     found: Found = {}
-    for start, _words, signal in sorted(hits, key=lambda h: h[0]):
+    for start, _words, signal in hits:
         _found(found, signal.weight, signal.why, v.low[start : start + len(_words)])
     return found
 
@@ -137,6 +141,16 @@ def _first(signal: Signal, i: int, v: Views, scan: Scan) -> re.Match[str] | None
 
 
 def _narrowed(index: Index, i: int, found: int) -> list[re.Pattern[str]]:
+    """``_narrowing``, kept (up to ``_NARROWINGS`` of them, then started again)."""
+    narrowed = index.narrowed.get((i, found))
+    if narrowed is None:
+        if len(index.narrowed) >= _NARROWINGS:
+            index.narrowed.clear()
+        narrowed = index.narrowed[(i, found)] = _narrowing(index, i, found)
+    return narrowed
+
+
+def _narrowing(index: Index, i: int, found: int) -> list[re.Pattern[str]]:
     """Word signal ``i``'s pattern as the top-level alternatives whose chains were
     ``found`` (bit n: alternative n; 63: any later one), in their order, each compiled
     alone (once, when first tried): the others match nowhere in the text, so at any

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from importlib import resources
+from itertools import repeat
 
 from orchestrator.injection.views import Views
 
@@ -54,7 +55,7 @@ def features(text_words: set[str], reasons: Iterable[str], signal_score: float) 
 def signal_features(reasons: Iterable[str], signal_score: float) -> list[str]:
     """The features that say which signals matched (by reason) and how much they
     scored: ``features`` but the words."""
-    out = [SIGNAL + r for r in reasons]
+    out = list(map(SIGNAL.__add__, reasons))
     if signal_score > 0:
         out.append(SOME)
     if signal_score >= 0.5:
@@ -118,10 +119,10 @@ class Model:
         total, telling = table.weigh(v.low)
         z = self.bias + total
         if signals := signal_features(reasons, signal_score):  # most texts have none
-            weight = self.weights.get
-            z += sum(weight(f, 0.0) for f in signals)
-        names = self._word_names
-        return sigmoid(z), [names[i] for i in sorted(telling)[:most]] if telling else []
+            z += sum(map(self.weights.get, signals, repeat(0.0)))
+        if not telling:
+            return sigmoid(z), []
+        return sigmoid(z), list(map(self._word_names.__getitem__, sorted(telling)[:most]))
 
     def probability(self, feats: AbstractSet[str]) -> float:
         """The model's probability that a text with ``feats`` is an injection."""

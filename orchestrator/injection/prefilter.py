@@ -16,6 +16,7 @@ matches every text goes missing from the answer, and every pattern is reported t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Protocol
 
 import re2  # type: ignore[import-untyped]
@@ -71,34 +72,49 @@ class Prefilter:
         options.max_mem = _MAX_MEM
         ids: dict[str, int] = {}
         self._needs = [frozenset(ids.setdefault(f, len(ids)) for f in fs) for fs in factors]
+        # A pattern with no factors is not in the set: never a candidate (its user finds
+        # its candidates some other way, and may still ask ``next_start``). One with one
+        # factor is a candidate wherever that is found; one with more, when the first of
+        # them is, is checked for the others.
+        alone: list[list[int]] = [[] for _ in ids]
+        self._with_more: dict[int, list[int]] = {}
+        for i, needs in enumerate(self._needs):
+            if len(needs) == 1:
+                alone[min(needs)].append(i)
+            elif needs:
+                self._with_more.setdefault(min(needs), []).append(i)
         # Two sets, the word-view factors apart: one DFA over both would have to hold
-        # every combination of their states, and would take far longer to warm up.
+        # every combination of their states, and would take far longer to warm up. Per
+        # set, by its match ids: the factors, and the patterns each is alone in (the
+        # last id is the set's ``\z``, which is neither).
         groups: list[list[int]] = [[], []]
         for factor, i in ids.items():
             groups[_SPACE_MARK in factor].append(i)
-        self._sets = [(_compiled([list(ids)[i] for i in g], options), g) for g in groups if g]
-        self._by_factor: dict[int, list[int]] = {}
-        for i, needs in enumerate(self._needs):
-            # A pattern with no factors is not in the set: never a candidate (its user
-            # finds its candidates some other way, and may still ask ``next_start``).
-            if needs:
-                self._by_factor.setdefault(min(needs), []).append(i)
+        texts = list(ids)
+        self._sets = [
+            (_compiled([texts[i] for i in g], options), [*g, -1], [*map(alone.__getitem__, g), []])
+            for g in groups
+            if g
+        ]
         self._regexes: list[_Regex] = [_re2.RE2(p.encode(), options) for p in patterns]
 
     def scan(self, text: str) -> Scan:
         """Which patterns may match ``text``."""
         utf8 = text.encode()
-        hits: list[int] = []
-        for compiled, members in self._sets:
-            found_here = compiled.Match(utf8)
-            if len(members) not in found_here:  # the DFA gave up on this text
-                found_here = list(range(len(members)))
-            hits += [members[i] for i in found_here if i < len(members)]
-        found = set(hits)
-        candidates = [
-            i for f in hits for i in self._by_factor.get(f, ()) if self._needs[i] <= found
-        ]
-        return Scan(utf8, text.isascii(), sorted(candidates), self._regexes)
+        candidates: list[int] = []
+        found: list[int] = []
+        for compiled, members, alone in self._sets:
+            here = compiled.Match(utf8)
+            if len(members) - 1 not in here:  # the DFA gave up on this text
+                here = list(range(len(members)))
+            candidates += chain.from_iterable(map(alone.__getitem__, here))
+            found += map(members.__getitem__, here)
+        if self._with_more:
+            have = set(found)
+            for factor in have.intersection(self._with_more):
+                candidates += [i for i in self._with_more[factor] if self._needs[i] <= have]
+        candidates.sort()
+        return Scan(utf8, text.isascii(), candidates, self._regexes)
 
 
 def _compiled(patterns: list[str], options: object) -> _Set:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from operator import itemgetter
 
 from orchestrator.injection import engine, table
 from orchestrator.injection.encoded import HINTS, decoded
@@ -24,6 +25,7 @@ from orchestrator.injection.views import Views, views
 
 Score = tuple[float, tuple[str, ...]]
 _LEARNED = "learned model"
+_WEIGHT, _REASON = itemgetter(0), itemgetter(1)
 
 
 class Detector:
@@ -46,7 +48,7 @@ class Detector:
 
     def gates(self, scan: Scan) -> set[str]:
         """The names of the gates (and hints) found in a scanned text."""
-        return {self._names[i] for i in scan.candidates if i in self._names}
+        return {self._names[i] for i in self._names.keys() & scan.candidates}
 
     def signals(
         self, text: str, v: Views | None = None, scan: Scan | None = None
@@ -56,7 +58,7 @@ class Detector:
         v = views(text) if v is None else v
         scan = self.scan(v) if scan is None else scan
         found = engine.match(v, self._index, scan)
-        hints = {self._hints[i] for i in scan.candidates if i in self._hints}
+        hints = {self._hints[i] for i in self._hints.keys() & scan.candidates}
         for hidden in decoded(text, v.low, hints) if hints else ():
             hidden_views = views(hidden)
             hidden_found = engine.match(hidden_views, self._index, self.scan(hidden_views))
@@ -82,7 +84,7 @@ class Detector:
         found, (signal_score, reasons) = self.signals(text, v, scan)
         probability, evidence = self.model.weigh_text(v, found, signal_score)
         if evidence:
-            quoted = ", ".join(f'"{w}"' for w in evidence)
+            quoted = '"' + '", "'.join(evidence) + '"'
             reasons += (f"{_LEARNED}: {probability:.2f}, weighing the words {quoted}",)
         return round(probability, 4), reasons
 
@@ -103,5 +105,5 @@ def _score(found: engine.Found) -> Score:
     remaining = 1.0
     for weight, _ in found.values():
         remaining *= 1.0 - weight
-    reasons = sorted(found.values(), key=lambda r: -r[0])
-    return round(1.0 - remaining, 4), tuple(r for _, r in reasons)
+    strongest_first = sorted(found.values(), key=_WEIGHT, reverse=True)  # stable: ties keep order
+    return round(1.0 - remaining, 4), tuple(map(_REASON, strongest_first))

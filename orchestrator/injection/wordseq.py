@@ -471,6 +471,12 @@ class Chains:
             return {i: (mask, places) for i, mask, places in self._compiled.scan(norm)}
         return self._scan(norm)
 
+    def found(self, norm: str) -> list[tuple[int, int, list[int]]]:
+        """``scan`` as a list of ``(signal, alternatives, places)``, in signal order."""
+        if self._compiled is not None:
+            return self._compiled.scan(norm)
+        return [(i, mask, places) for i, (mask, places) in self._scan(norm).items()]
+
     def _scan(self, norm: str) -> dict[int, tuple[int, list[int]]]:
         """``scan`` in Python: the reference for the compiled one."""
         tokens = [(m.start(), m.group()) for m in _TOKEN.finditer(norm)]

@@ -344,3 +344,14 @@ def test_narrowing_keeps_one_pattern_per_alternative_however_many_sets_are_found
         assert [p.pattern for p in patterns] == [f" (?:{pieces[n]})" for n in wanted]
     assert engine._narrowed(index, i, every) == [index.signals[i].pattern]
     assert len(index.pieces) == 7
+    assert len(index.narrowed) == 1 << 7  # each set found kept, up to a bound
+
+
+def test_the_sets_of_alternatives_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_NARROWINGS", 5)
+    index = engine.build(table.load(), chained=True)
+    i = max(index.alternatives, key=lambda k: len(index.alternatives[k]))
+    for found in range(1, 30):
+        first = engine._narrowed(index, i, found)
+        assert engine._narrowed(index, i, found) is first  # kept
+        assert 1 <= len(index.narrowed) <= 5
