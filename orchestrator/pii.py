@@ -47,13 +47,14 @@ GATES = {
 }
 
 
-def find_pii(text: str, gates: Set[str] | None = None) -> list[Span]:
+def find_pii(text: str, gates: Set[str] | None = None, low: str | None = None) -> list[Span]:
     """Every PII or credential candidate in ``text``: ``(kind, start, end, rank)``;
-    ``gates``: the names of the ``GATES`` found in the lowered text, if known."""
+    ``gates``: the names of the ``GATES`` found in the lowered text, if known; ``low``:
+    ``text.lower()``, if the caller has it."""
     gates = _gates(text) if gates is None else gates
     found: list[Span] = []
     if gates:
-        found += credentials(text, text.lower(), gates)
+        found += credentials(text, text.lower() if low is None else low, gates)
     if "email" in gates:
         found += _emails(text)
     numbers(text, found)

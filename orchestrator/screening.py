@@ -14,7 +14,7 @@ in ``orchestrator.pii``, what looks like an injection in ``orchestrator.injectio
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from orchestrator.injection import Detector, views
@@ -75,7 +75,8 @@ class Screener:
         """``text`` redacted (placeholders from ``vault``, extended in place) and scored."""
         v = views(text)
         scan = _DETECTOR.scan(v)
-        redacted, vault, findings = self._redact(text, vault, _DETECTOR.gates(scan))
+        low = v.low[1:] if text.isascii() else None  # an ASCII text's views change nothing
+        redacted, vault, findings = self._redact(text, vault, _DETECTOR.gates(scan), low)
         score, reasons = _DETECTOR.score(text, v, scan)
         injection = Injection(score, score >= self.injection_threshold, reasons)
         return Screened(redacted, findings, vault, injection)
@@ -90,16 +91,16 @@ class Screener:
     ) -> tuple[str, dict[str, str], tuple[Finding, ...]]:
         """The text with every finding replaced by its placeholder, the vault (extended
         in place when given), and the findings in text order."""
-        return self._redact(text, vault, None)
+        return self._redact(text, vault, None, None)
 
     def _redact(
-        self, text: str, vault: dict[str, str] | None, gates: set[str] | None
+        self, text: str, vault: dict[str, str] | None, gates: set[str] | None, low: str | None
     ) -> tuple[str, dict[str, str], tuple[Finding, ...]]:
         vault = {} if vault is None else vault
-        # Earliest first, then longest, then the more specific kind (a ``ghp_`` token
-        # inside ``https://user:…@`` is a URL password, a ``sk-`` value after ``KEY=``
-        # is an API key rather than a generic secret).
-        spans = sorted(self._spans(text, gates), key=lambda x: (x[1], -x[2], x[3]))
+        spans = self._spans(text, gates, low)
+        if not spans:
+            return text, vault, ()
+        spans.sort(key=_order)
         kept: list[tuple[str, int, int]] = []
         end = -1
         for kind, start, stop, _rank in spans:
@@ -123,14 +124,24 @@ class Screener:
         out.append(text[at:])
         return "".join(out), vault, tuple(findings)
 
-    def _spans(self, text: str, gates: set[str] | None) -> Iterator[tuple[str, int, int, int]]:
+    def _spans(
+        self, text: str, gates: set[str] | None, low: str | None
+    ) -> list[tuple[str, int, int, int]]:
+        spans = [
+            (kind, start, stop, rank)
+            for kind, start, stop, rank in find_pii(text, gates, low)
+            if "[" not in text[start:stop] or not _PLACEHOLDER.fullmatch(text[start:stop])
+        ]
         if self._secrets is not None:
-            for m in self._secrets.finditer(text):
-                yield "secret", m.start(), m.end(), -1
-        for kind, start, stop, rank in find_pii(text, gates):
-            if "[" in text[start:stop] and _PLACEHOLDER.fullmatch(text[start:stop]):
-                continue
-            yield kind, start, stop, rank
+            spans += [("secret", m.start(), m.end(), -1) for m in self._secrets.finditer(text)]
+        return spans
+
+
+def _order(span: tuple[str, int, int, int]) -> tuple[int, int, int]:
+    """Earliest first, then longest, then the more specific kind (a ``ghp_`` token
+    inside ``https://user:…@`` is a URL password, a ``sk-`` value after ``KEY=`` is an
+    API key rather than a generic secret)."""
+    return span[1], -span[2], span[3]
 
 
 def _new_placeholder(vault: Mapping[str, str], kind: str) -> str:
