@@ -467,12 +467,11 @@ class Chains:
         """Signal -> which of its top-level alternatives have a chain found (bit
         ``n`` for alternative ``n``; alternatives past the 63rd all share bit 63), and
         the places (sorted) where it may match in the word view ``norm``."""
-        if self._compiled is not None:
-            return {i: (mask, places) for i, mask, places in self._compiled.scan(norm)}
-        return self._scan(norm)
+        return {i: (mask, places) for i, mask, places in self.found(norm)}
 
     def found(self, norm: str) -> list[tuple[int, int, list[int]]]:
-        """``scan`` as a list of ``(signal, alternatives, places)``, in signal order."""
+        """``scan`` as a list of ``(signal, alternatives, places)``, in signal order (as
+        the compiled scanner gives it)."""
         if self._compiled is not None:
             return self._compiled.scan(norm)
         return [(i, mask, places) for i, (mask, places) in self._scan(norm).items()]
