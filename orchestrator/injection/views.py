@@ -14,8 +14,8 @@ only (``а``, ``και``), those become the Latin letters; a word that has lette
 own script with no Latin look-alike (most Russian or Greek words) keeps them all.
 
 For a text with non-ASCII characters, the full-width forms and look-alikes are one pass
-in the compiled core (``_words.latin``), and the dropping, the typographic stand-ins and
-the word view another (``_words.fold``), when it is built.
+in the compiled core (``_words.latin``), and the lowering, the dropping, the typographic
+stand-ins and the word view another (``_words.fold``), when it is built.
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ def views(text: str) -> Views:
     """The views of ``text`` (see the module docstring)."""
     if not text.isascii():
         text = _undisguised(text)
+        if fold is not None and not text.isascii():
+            return Views(*fold(text))  # the same as below, and the word view, in one pass
     low = " " + text.lower()
-    if not low.isascii() and fold is not None:
-        return Views(*fold(low))  # the same as below, and the word view, in one pass
     if not low.isascii():
         for ch in _ZERO_WIDTH:
             if ch in low:

@@ -185,6 +185,13 @@ def test_the_compiled_views_are_the_python_ones(monkeypatch: pytest.MonkeyPatch)
     # fold has its own copy of these tables: every character of them, each in a word.
     table = [*views_module._ZERO_WIDTH, *(ch for ch, _ in views_module._TYPOGRAPHIC)]
     texts.append(" ".join(f"\u00e9{ch}x" for ch in table))
+    # fold lowers a text itself: every code point, alone and next to letters, and the
+    # characters str.lower treats apart (U+0130's lowercase is two characters, a
+    # capital sigma is final or not by what is around it).
+    every = [chr(c) for c in range(0x80, 0x110000)]
+    texts += ["".join(every[k : k + 4096]) for k in range(0, len(every), 4096)]
+    texts += [" ".join(f"a{ch}B {ch}" for ch in every[k : k + 2048]) for k in (0, 0x2000, 0x1E000)]
+    texts += ["ΟΔΟΣ ΣΑΣ Σ, aΣ. İSTANBUL İ Σ\u0301 ΣΣ \u00e9", "\u212a\u212b A\u0130"]
     assert len(texts) > 50
     folded = [(views(t).low, views(t).norm) for t in texts]
     monkeypatch.setattr(views_module, "fold", None)
