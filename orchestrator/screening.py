@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from orchestrator.injection import Detector, views
 from orchestrator.pii import GATES, find_pii
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One redacted value: its kind, its span in the original text, its placeholder."""
 
     kind: str
@@ -31,8 +30,7 @@ class Finding:
     placeholder: str
 
 
-@dataclass(frozen=True, slots=True)
-class Injection:
+class Injection(NamedTuple):
     """How much a text looks like a prompt injection (0..1), and why."""
 
     score: float
@@ -40,8 +38,7 @@ class Injection:
     reasons: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Screened:
+class Screened(NamedTuple):
     """A text as it may be sent to a model, with what was found in it."""
 
     text: str

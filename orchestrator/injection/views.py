@@ -1,4 +1,4 @@
-"""The views of a text that screening reads, made once per text (the word view only when needed).
+"""The views of a text that screening reads, made once per text.
 
 ``low`` is the lowered text with a space in front (so every word, the first one too,
 follows a space). ``norm`` is the word view: the punctuation that can stand before a
@@ -21,6 +21,7 @@ stand-ins and the word view another (``_words.fold``), when it is built.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 try:
     from orchestrator.injection._words import fold, latin
@@ -75,25 +76,11 @@ _LOOKALIKE_WORD = re.compile(f"(?<!\\w)\\w*?[{''.join(_LOOKALIKES)}]\\w*")
 _SYMBOL = re.compile(r"[^\x00-\x7f](?<!\w)|[\n\t\r'\"`(\[{<*#\-/|>\\=]")
 
 
-class Views:
-    """The lowered text, and its word view (same length, made when first asked for)."""
+class Views(NamedTuple):
+    """The lowered text, and its word view (same length)."""
 
-    __slots__ = ("_norm", "low")
-
-    def __init__(self, low: str, norm: str = "") -> None:
-        self.low = low
-        self._norm = norm
-
-    @property
-    def norm(self) -> str:
-        """The word view of ``low``."""
-        if not self._norm:
-            low = self.low
-            if low.isascii():
-                self._norm = low.encode("ascii").translate(_WORD_VIEW).decode("ascii")
-            else:
-                self._norm = _SYMBOL.sub(" ", low)
-        return self._norm
+    low: str
+    norm: str
 
 
 def views(text: str) -> Views:
@@ -101,16 +88,17 @@ def views(text: str) -> Views:
     if not text.isascii():
         text = _undisguised(text)
         if fold is not None and not text.isascii():
-            return Views(*fold(text))  # the same as below, and the word view, in one pass
+            return Views(*fold(text))  # the same as below, in one pass
     low = " " + text.lower()
-    if not low.isascii():
-        for ch in _ZERO_WIDTH:
-            if ch in low:
-                low = low.replace(ch, "")
-        for ch, ascii in _TYPOGRAPHIC:
-            if ch in low:
-                low = low.replace(ch, ascii)
-    return Views(low)
+    if low.isascii():
+        return Views(low, low.encode("ascii").translate(_WORD_VIEW).decode("ascii"))
+    for ch in _ZERO_WIDTH:
+        if ch in low:
+            low = low.replace(ch, "")
+    for ch, ascii in _TYPOGRAPHIC:
+        if ch in low:
+            low = low.replace(ch, ascii)
+    return Views(low, _SYMBOL.sub(" ", low))
 
 
 def _undisguised(text: str) -> str:
