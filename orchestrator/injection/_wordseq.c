@@ -626,6 +626,40 @@ static inline int same_text(const char *text, int kind, const void *data, Py_ssi
     return 1;
 }
 
+/* ``Py_UNICODE_ISSPACE`` of the characters a 1-byte str has. */
+static unsigned char narrow_space[256];
+
+/* Reads the tokens of ``data`` (``n`` characters of ``kind``): where each starts, ends,
+ * the hash of its characters and its memo slot. Inlined once per kind, so that a 1-byte
+ * text, most texts, is read without a switch on its kind per character. */
+static inline __attribute__((always_inline)) Py_ssize_t read_tokens(Scanner *self, int kind,
+                                                                    const void *data,
+                                                                    Py_ssize_t n) {
+#define SPACE(c) (kind == PyUnicode_1BYTE_KIND ? narrow_space[c] : Py_UNICODE_ISSPACE(c))
+    Py_ssize_t n_tokens = 0, i = 0;
+    while (i < n) {
+        while (i < n && SPACE(PyUnicode_READ(kind, data, i))) i++;
+        if (i >= n) break;
+        Py_ssize_t start = i;
+        uint64_t whole = FNV_OFFSET;
+        Py_UCS4 ch, wide = 0;
+        while (i < n && !SPACE(ch = PyUnicode_READ(kind, data, i))) {
+            whole = (whole ^ ch) * FNV_PRIME;
+            wide |= ch;
+            i++;
+        }
+        Memo *memo = NULL;
+        if (wide < 128 && i - start <= MEMO_TEXT && self->memo != NULL) {
+            memo = &self->memo[(whole * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+            __builtin_prefetch(memo);
+        }
+        self->tokens[n_tokens] = start;
+        self->read[n_tokens++] = (Token){i, whole, memo};
+    }
+    return n_tokens;
+#undef SPACE
+}
+
 typedef struct {
     int32_t signal;
     Py_ssize_t place;
@@ -658,29 +692,14 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     memset(self->masks, 0, self->n_signals * sizeof(uint64_t));
     int any_inside = self->inside.lengths != 0;
     /* First the tokens, their hashes and their memo slots: each slot is asked for as
-     * its token is read, so it is in the cache by the time the token is looked up. */
-    Py_ssize_t n_tokens = 0;
-    Py_ssize_t i = 0;
-    while (i < n) {
-        while (i < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
-        if (i >= n) break;
-        if (grow_tokens(self, n_tokens + 1) < 0) return PyErr_NoMemory();
-        Py_ssize_t start = i;
-        uint64_t whole = FNV_OFFSET;
-        Py_UCS4 ch, wide = 0;
-        while (i < n && !Py_UNICODE_ISSPACE(ch = PyUnicode_READ(kind, data, i))) {
-            whole = (whole ^ ch) * FNV_PRIME;
-            wide |= ch;
-            i++;
-        }
-        Memo *memo = NULL;
-        if (wide < 128 && i - start <= MEMO_TEXT && self->memo != NULL) {
-            memo = &self->memo[(whole * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
-            __builtin_prefetch(memo);
-        }
-        self->tokens[n_tokens] = start;
-        self->read[n_tokens++] = (Token){i, whole, memo};
-    }
+     * its token is read, so it is in the cache by the time the token is looked up. A
+     * text has at most (n + 1) / 2 tokens. */
+    if (grow_tokens(self, n / 2 + 1) < 0) return PyErr_NoMemory();
+    Py_ssize_t n_tokens = kind == PyUnicode_1BYTE_KIND
+                              ? read_tokens(self, PyUnicode_1BYTE_KIND, data, n)
+                          : kind == PyUnicode_2BYTE_KIND
+                              ? read_tokens(self, PyUnicode_2BYTE_KIND, data, n)
+                              : read_tokens(self, PyUnicode_4BYTE_KIND, data, n);
     /* Then each token's conds, and the chains they move. */
     for (int32_t t = 0; t < n_tokens; t++) {
         Py_ssize_t start = self->tokens[t], end = self->read[t].end;
@@ -826,6 +845,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__wordseq(void) {
+    for (int c = 0; c < 256; c++) narrow_space[c] = Py_UNICODE_ISSPACE(c) ? 1 : 0;
     for (int c = 0; c < 128; c++)
         GROUP[c] = c >= 'a' && c <= 'z'   ? c - 'a'
                    : c >= '0' && c <= '9' ? 26 + c - '0'

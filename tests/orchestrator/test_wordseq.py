@@ -188,6 +188,13 @@ def test_every_whitespace_character_counts_as_one() -> None:
     text = " ignore\x1fall rules"
     places = Chains({0: chains(_pattern("ignore\x1fall rules")) or []}).scan(text)
     assert places and places[0][1] == [0]
+    # Past ASCII too, in a text of one byte per character (read by a loop of its own)
+    # and of two: U+0085 and U+00A0 part tokens, U+00E9 does not.
+    scanner = Chains({0: chains(_pattern("ignore all rules")) or []})
+    for space in ("\x85", "\xa0", "\u2028"):
+        for text in (f" ignore{space}all rules", f" ignore{space}all rules \u0436"):
+            assert scanner.scan(text) == scanner._scan(text) == {0: (1, [0])}, repr(text)
+    assert not scanner.scan(" ignore\xe9all rules") and not scanner._scan(" ignore\xe9all rules")
 
 
 def test_a_pattern_with_nothing_to_go_by_is_not_read() -> None:
