@@ -365,3 +365,20 @@ def test_the_sets_of_alternatives_kept_are_bounded(monkeypatch: pytest.MonkeyPat
         first = engine._narrowed(index, i, found)
         assert engine._narrowed(index, i, found) is first  # kept
         assert 1 <= len(index.narrowed) <= 5
+
+
+def test_the_last_word_before_a_place_is_read_as_the_loop_reads_it() -> None:
+    # _quoted's _last_word reads backwards with re in a window before the place, and by
+    # the loop (_runs_back) when the runs fill the window: both held to the loop.
+    rng = random.Random(3)
+    pool = ["a", "Z", "9", "_", "é", "ж", "٣", " ", ".", "'", "\n", "-", "—", "\u0301"]
+    texts = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 30))) for _ in range(3000)]
+    texts += ["x" * n + " ." * k for n in (0, 1, 63, 64, 65, 200) for k in (0, 1, 40)]
+    texts += ["y " + "w" * 100 + "?" * 70, "'" * 130, "word" * 40]
+    checked = 0
+    for text in texts:
+        for at in range(len(text) + 1):
+            expected = max(0, engine._runs_back(text, at) - engine._MENTION_REACH)
+            assert engine._last_word(text, at) == expected, (text, at)
+            checked += 1
+    assert checked > 40_000
