@@ -222,7 +222,8 @@ def _last_word(low: str, at: int) -> int:
     Python cost ≈ 15 opcodes a character), and by that loop only when those are all
     in it."""
     near = max(0, at - _BACK_WINDOW)
-    start = at - _BACKWARDS.match(low[near:at][::-1]).end()
+    back = _BACKWARDS.match(low[near:at][::-1])  # always a match, maybe an empty one
+    start = at - (back.end() if back is not None else 0)
     if start == near and near > 0:  # the runs may go on before the window
         start = _runs_back(low, at)
     return max(0, start - _MENTION_REACH)
