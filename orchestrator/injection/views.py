@@ -13,9 +13,9 @@ Greek ones that look the same (``іgnоrе``, ``IGΝORE``), or is made of such l
 only (``а``, ``και``), those become the Latin letters; a word that has letters of its
 own script with no Latin look-alike (most Russian or Greek words) keeps them all.
 
-For a text with non-ASCII characters, the full-width forms and look-alikes are one pass
-in the compiled core (``_words.latin``), and the lowering, the dropping, the typographic
-stand-ins and the word view another (``_words.fold``), when it is built.
+When the compiled core is built, the lowering, the dropping, the typographic stand-ins
+and the word view are one pass in it (``_words.fold``), and so, for a text with
+non-ASCII characters, are the full-width forms and look-alikes (``_words.latin``).
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def views(text: str) -> Views:
     """The views of ``text`` (see the module docstring)."""
     if not text.isascii():
         text = _undisguised(text)
-        if fold is not None and not text.isascii():
-            return Views(*fold(text))  # the same as below, in one pass
+    if fold is not None:
+        return Views(*fold(text))  # the same as below, in one pass
     low = " " + text.lower()
     if low.isascii():
         return Views(low, low.encode("ascii").translate(_WORD_VIEW).decode("ascii"))
