@@ -54,7 +54,7 @@ def find_pii(text: str, gates: Set[str] | None = None, low: str | None = None) -
     gates = _gates(text) if gates is None else gates
     found: list[Span] = []
     if gates:
-        found += credentials(text, text.lower() if low is None else low, gates)
+        found += credentials(text, low, gates)
     if "email" in gates:
         found += _emails(text)
     numbers(text, found)
