@@ -32,7 +32,12 @@ class FakeSandbox:
         self.dir = root
         self.dir.mkdir()
         with tar, tarfile.open(fileobj=tar, mode="r") as archive:
-            archive.extractall(self.dir, filter="fully_trusted")
+            # Our own pack(), as the supervisor trusts it: extraction filters came with
+            # Python 3.11.4 (Debian's 3.11.2 extracts as fully_trusted does, without one).
+            if hasattr(tarfile, "fully_trusted_filter"):
+                archive.extractall(self.dir, filter="fully_trusted")
+            else:
+                archive.extractall(self.dir)
 
     def tar(self) -> io.BytesIO:
         stream, _, _ = pack(self.dir)
