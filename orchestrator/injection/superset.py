@@ -1,10 +1,11 @@
 """A ``re`` pattern rewritten for RE2 so that it matches wherever the original does.
 
 RE2 has no lookarounds, and its ``\\b``, ``\\w``, ``\\s`` and ``\\d`` are ASCII-only, so
-the rewrite widens rather than translates: lookarounds and word boundaries are dropped,
-and a positive ``\\w``/``\\s``/``\\d`` takes in every non-ASCII character. A word-view
-pattern (see ``views``) is rewritten for the lowered text instead: a space stands for
-any character that the word view turns into one.
+the rewrite widens rather than translates: lookarounds are dropped, and so are word
+boundaries but next to an ASCII word character (where RE2's holds wherever ``re``'s
+does), and a positive ``\\w``/``\\s``/``\\d`` takes in every non-ASCII character. A
+word-view pattern (see ``views``) is rewritten for the lowered text instead: a space
+stands for any character that the word view turns into one.
 
 ``factors`` cuts a pattern at its wide gaps (repeats that run over words, such as
 ``[^\\n]{0,80}``) into pieces that are all found in any text it matches (for an
@@ -94,9 +95,12 @@ class _Writer:
         parts: list[_Part] = []
         run: list[_Part] = []
         leaves: list[tuple[str, int]] = []
-        for op, av in items:
+        for k, (op, av) in enumerate(items):
             wide = self.loose and op in _REPEATS and _wide(av)
-            part = _Part("", False, 0) if wide else self.item(op, av)
+            if op is sre.AT and av is sre.AT_BOUNDARY and _word_edge(items, k):
+                part = _Part(r"\b", True, 0)
+            else:
+                part = _Part("", False, 0) if wide else self.item(op, av)
             parts.append(part)
             if part.exact:
                 run.append(part)
@@ -198,6 +202,44 @@ def _branch(parts: list[_Part]) -> _Part:
         return _Part("", False, width)  # some alternative offers nothing to go by
     text = "(?:" + "|".join(t for t, _ in best) + ")"
     return _Part("", False, width, ((text, min(w for _, w in best)),))
+
+
+def _word_edge(items: list[tuple[Any, Any]], k: int) -> bool:
+    """Whether the word boundary ``items[k]`` is next to an ASCII letter, digit or
+    underscore whatever matches there (the character after it, or the one before): a
+    boundary ``re`` finds there, RE2's ``\\b`` finds too (the other side is no word
+    character to ``re``, so none to RE2), and keeping it spares the set every ``ai``
+    inside "detail" or ``run`` inside "truncate". The word view turns only non-word
+    characters into spaces, so it holds on ``low`` for a word-view pattern as well."""
+    after, before = _edge(items[k + 1 :], False), _edge(items[:k], True)
+    return any(
+        chars and all(c < 128 and (chr(c).isalnum() or c == 95) for c in chars)
+        for chars in (after, before)
+    )
+
+
+def _edge(items: list[tuple[Any, Any]], last: bool) -> set[int] | None:
+    """The characters the first (or ``last``) character a match of ``items`` has can
+    be; None when that is not known (a class, a repeat that may match nothing, an
+    assertion, or nothing at all)."""
+    if not items:
+        return None
+    op, av = items[-1] if last else items[0]
+    if op is sre.LITERAL:
+        return {av}
+    if op is sre.SUBPATTERN and not av[1] and not av[2]:
+        return _edge(list(av[3].data), last)
+    if op in _REPEATS and av[0] >= 1:
+        return _edge(list(av[2].data), last)
+    if op is not sre.BRANCH:
+        return None
+    out: set[int] = set()
+    for alternative in av[1]:
+        chars = _edge(list(alternative.data), last)
+        if chars is None:
+            return None
+        out |= chars
+    return out
 
 
 def _char(code: int) -> str:
