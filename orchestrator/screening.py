@@ -75,8 +75,9 @@ class Screener:
         low = v.low[1:] if text.isascii() else None  # an ASCII text's views change nothing
         redacted, vault, findings = self._redact(text, vault, _DETECTOR.gates(scan), low)
         score, reasons = _DETECTOR.score(text, v, scan)
-        injection = Injection(score, score >= self.injection_threshold, reasons)
-        return Screened(redacted, findings, vault, injection)
+        # ``tuple.__new__`` makes the results without a NamedTuple's ``__new__`` frame
+        injection = tuple.__new__(Injection, (score, score >= self.injection_threshold, reasons))
+        return tuple.__new__(Screened, (redacted, findings, vault, injection))
 
     def injection(self, text: str) -> Injection:
         """How much ``text`` looks like a prompt injection, and why."""

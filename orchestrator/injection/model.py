@@ -102,6 +102,13 @@ class Model:
             return None
         return _words.Table(self._word_names, [self.weights[w] for w in self._word_names], _TELLING)
 
+    @functools.cached_property
+    def _signal_weights(self) -> tuple[dict[str, float], float, float]:
+        """The weights of ``signal_features``' features: per reason, ``SOME`` and
+        ``FLAGGED`` (absent: 0), so that a screen makes no feature names."""
+        by_reason = {f[len(SIGNAL) :]: w for f, w in self.weights.items() if f.startswith(SIGNAL)}
+        return by_reason, self.weights.get(SOME, 0.0), self.weights.get(FLAGGED, 0.0)
+
     @property
     def compiled(self) -> bool:
         """Whether texts are weighed by the compiled core (else in Python, slower)."""
@@ -118,8 +125,14 @@ class Model:
             return self.weigh(features(words(v), reasons, signal_score), most)
         total, telling = table.weigh(v.low)
         z = self.bias + total
-        if signals := signal_features(reasons, signal_score):  # most texts have none
-            z += sum(map(self.weights.get, signals, repeat(0.0)))
+        if reasons or signal_score > 0:  # ``signal_features``' weights, added in its order
+            by_reason, some, flagged = self._signal_weights
+            signals = sum(map(by_reason.get, reasons, repeat(0.0)))
+            if signal_score > 0:
+                signals += some
+            if signal_score >= 0.5:
+                signals += flagged
+            z += signals
         if not telling:
             return sigmoid(z), []
         return sigmoid(z), list(map(self._word_names.__getitem__, sorted(telling)[:most]))

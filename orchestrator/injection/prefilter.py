@@ -91,25 +91,21 @@ class Prefilter:
         for factor, i in ids.items():
             groups[_SPACE_MARK in factor].append(i)
         texts = list(ids)
-        self._sets = [
-            (_compiled([texts[i] for i in g], options), [*g, -1], [*map(alone.__getitem__, g), []])
-            for g in groups
-            if g
-        ]
+        self._sets = [(_compiled([texts[i] for i in g], options), [*g, -1]) for g in groups if g]
+        self._alone = [*alone, []]  # by factor, and last (-1) the ``\z`` each set ends with
         self._regexes: list[_Regex] = [_re2.RE2(p.encode(), options) for p in patterns]
 
     def scan(self, text: str) -> Scan:
         """Which patterns may match ``text``."""
         utf8 = text.encode()
-        candidates: list[int] = []
-        found: list[int] = []
-        for compiled, members, alone in self._sets:
-            here = compiled.Match(utf8)
+        found: list[int] = []  # the factors (and -1 for each set's ``\z``)
+        for compiled, members in self._sets:
+            here: Sequence[int] = compiled.Match(utf8)
             if len(members) - 1 not in here:  # the DFA gave up on this text
-                here = list(range(len(members)))
-            candidates += chain.from_iterable(map(alone.__getitem__, here))
+                here = range(len(members))
             found += map(members.__getitem__, here)
-        if self._with_more:
+        candidates = list(chain.from_iterable(map(self._alone.__getitem__, found)))
+        if not self._with_more.keys().isdisjoint(found):
             have = set(found)
             for factor in have.intersection(self._with_more):
                 candidates += [i for i in self._with_more[factor] if self._needs[i] <= have]

@@ -48,7 +48,7 @@ class Detector:
 
     def gates(self, scan: Scan) -> set[str]:
         """The names of the gates (and hints) found in a scanned text."""
-        return {self._names[i] for i in self._names.keys() & scan.candidates}
+        return set(map(self._names.__getitem__, self._names.keys() & scan.candidates))
 
     def signals(
         self, text: str, v: Views | None = None, scan: Scan | None = None
@@ -58,7 +58,7 @@ class Detector:
         v = views(text) if v is None else v
         scan = self.scan(v) if scan is None else scan
         found = engine.match(v, self._index, scan)
-        hints = {self._hints[i] for i in self._hints.keys() & scan.candidates}
+        hints = set(map(self._hints.__getitem__, self._hints.keys() & scan.candidates))
         for hidden in decoded(text, v.low, hints) if hints else ():
             hidden_views = views(hidden)
             hidden_found = engine.match(hidden_views, self._index, self.scan(hidden_views))
