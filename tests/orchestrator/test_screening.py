@@ -352,6 +352,26 @@ def test_an_email_local_part_read_backwards_is_the_one_a_search_finds() -> None:
     assert compared > 2000
 
 
+def test_the_colon_scan_finds_every_cluster_the_ipv6_search_starts_at() -> None:
+    # ``_ipv6`` looks for addresses only from a colon followed by another, or the first
+    # of 7 within 36 characters; ``_CLUSTER`` finds those colons (and a few more) in one
+    # scan, where it used to look at every colon of the text.
+    rng = random.Random(11)
+    alphabet = ["::", ":", ":", "a", "1f", "x" * 9, " ", "\n", "-" * 14]
+    texts = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 60))) for _ in range(3000)
+    ]
+    clusters = 0
+    for text in texts:
+        scanned = {m.start() for m in pii._CLUSTER.finditer(text)}
+        for at in (i for i, ch in enumerate(text) if ch == ":"):
+            if text.startswith(":", at + 1) or text.count(":", at, at + 36) >= 7:
+                assert at in scanned, (text, at)
+                clusters += 1
+    assert clusters > 5000
+    assert not pii._CLUSTER.search("from 12:30:45 to 12:31:02, then 13:00:00")  # 6 colons
+
+
 def test_the_pii_gates_never_hide_a_value() -> None:
     for text in _corpus_texts():
         assert sorted(find_pii(text)) == sorted(find_pii(text, set(GATES))), text
