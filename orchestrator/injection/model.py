@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from importlib import resources
-from itertools import repeat
+from itertools import chain, repeat
 
 from orchestrator.injection.views import Views
 
@@ -103,11 +103,10 @@ class Model:
         return _words.Table(self._word_names, [self.weights[w] for w in self._word_names], _TELLING)
 
     @functools.cached_property
-    def _signal_weights(self) -> tuple[dict[str, float], float, float]:
-        """The weights of ``signal_features``' features: per reason, ``SOME`` and
-        ``FLAGGED`` (absent: 0), so that a screen makes no feature names."""
-        by_reason = {f[len(SIGNAL) :]: w for f, w in self.weights.items() if f.startswith(SIGNAL)}
-        return by_reason, self.weights.get(SOME, 0.0), self.weights.get(FLAGGED, 0.0)
+    def _signal_weights(self) -> dict[str, float]:
+        """The weights of the features naming a matched signal, by its reason (so that a
+        screen makes no feature names)."""
+        return {f[len(SIGNAL) :]: w for f, w in self.weights.items() if f.startswith(SIGNAL)}
 
     @property
     def compiled(self) -> bool:
@@ -126,13 +125,9 @@ class Model:
         total, telling = table.weigh(v.low)
         z = self.bias + total
         if reasons or signal_score > 0:  # ``signal_features``' weights, added in its order
-            by_reason, some, flagged = self._signal_weights
-            signals = sum(map(by_reason.get, reasons, repeat(0.0)))
-            if signal_score > 0:
-                signals += some
-            if signal_score >= 0.5:
-                signals += flagged
-            z += signals
+            per_reason = map(self._signal_weights.get, reasons, repeat(0.0))
+            summary = map(self.weights.get, signal_features((), signal_score), repeat(0.0))
+            z += sum(chain(per_reason, summary))
         if not telling:
             return sigmoid(z), []
         return sigmoid(z), list(map(self._word_names.__getitem__, sorted(telling)[:most]))
