@@ -505,18 +505,23 @@ def test_open_streams_do_not_hold_up_other_requests(api: Api) -> None:
             opened.wait(10)
             stop.wait(10)
 
-    with ThreadPoolExecutor(8) as pool:
+    # No latency threshold: every stream stays open (its watcher waits for ``stop``) until
+    # the 20 requests have been answered, each within the client's own timeout.
+    with (
+        ThreadPoolExecutor(8) as pool,
+        httpx.Client(base_url=api.url, headers=bearer(TOKEN), timeout=5) as client,
+    ):
         watchers = [pool.submit(watch) for _ in range(8)]
-        opened.wait(10)
-        latencies = []
-        for _ in range(20):
-            started = time.perf_counter()
-            assert api.client.get("/api/runs").status_code == 200
-            latencies.append(time.perf_counter() - started)
-        stop.set()
+        try:
+            opened.wait(10)
+            statuses = [client.get("/api/runs").status_code for _ in range(20)]
+            still_open = not any(watcher.done() for watcher in watchers)
+        finally:
+            stop.set()
         for watcher in watchers:
             watcher.result(10)
-    assert max(latencies) < 0.5, f"GET /api/runs took {max(latencies):.3f} s beside 8 streams"
+    assert statuses == [200] * 20
+    assert still_open, "the streams had closed before GET /api/runs was answered"
 
 
 # -- rate limits -------------------------------------------------------------------------

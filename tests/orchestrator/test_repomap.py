@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -245,13 +244,6 @@ def test_the_digest_follows_the_content(tmp_path: Path) -> None:
         assert now not in seen
         assert build(root).digest == now
         seen.add(now)
-
-
-def test_the_digest_of_a_small_repository_is_fast() -> None:
-    content_digest(CALC)
-    start = time.perf_counter()
-    content_digest(CALC)
-    assert time.perf_counter() - start < 0.05
 
 
 def test_the_walk_stops_at_the_file_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
