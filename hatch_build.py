@@ -1,6 +1,7 @@
 """Builds the screening core's C extensions (``orchestrator/injection/_words.c``, the
 model's word weigher and the views' fold and latin, ``_wordseq.c``, the word-chain
-scanner, and ``orchestrator/_numbers.c``, the digit runs PII numbers are read from).
+scanner, ``_engine.c``, the signal matching around them, and ``orchestrator/_numbers.c``,
+the digit runs PII numbers are read from).
 
 Run by hatchling for every wheel, the editable one ``uv sync`` installs included (the
 module is compiled next to its source, where an editable install imports it from), and
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent
 SOURCES = {
     "orchestrator/injection/_words": "orchestrator/injection/_words.c",
     "orchestrator/injection/_wordseq": "orchestrator/injection/_wordseq.c",
+    "orchestrator/injection/_engine": "orchestrator/injection/_engine.c",
     "orchestrator/_numbers": "orchestrator/_numbers.c",
 }
 

@@ -8,6 +8,7 @@ text usually runs no ``re`` pattern at all, however many signals there are.
 
 from __future__ import annotations
 
+import functools
 import re
 from operator import itemgetter
 from typing import NamedTuple
@@ -17,6 +18,11 @@ from orchestrator.injection.superset import factors, literal_starts, superset
 from orchestrator.injection.table import Spec, Table
 from orchestrator.injection.views import Views
 from orchestrator.injection.wordseq import COMPILED, Chains, alternatives, chains
+
+try:
+    from orchestrator.injection import _engine
+except ImportError:  # not compiled (see hatch_build.py): ``match`` runs in Python
+    _engine = None  # type: ignore[assignment]
 
 Found = dict[str, tuple[float, str]]  # reason -> (weight, reason quoting the words)
 
@@ -63,6 +69,7 @@ class Index(NamedTuple):
     alternatives: dict[int, list[str]]  # a chained signal's top-level ones, as written
     pieces: dict[tuple[int, int], re.Pattern[str]]  # (signal, alternative), compiled alone
     narrowed: dict[tuple[int, int], list[re.Pattern[str]]]  # (signal, alternatives found)
+    matcher: _engine.Matcher | None  # ``match`` in the compiled core, when it is built
 
 
 def word_pattern(source: str, macros: dict[str, str]) -> str:
@@ -106,12 +113,28 @@ def build(table: Table, extra: tuple[str, ...] = (), *, chained: bool = COMPILED
         for i, alternatives_of_i in split.items()
         for k, alternative in enumerate(alternatives_of_i)
     }
-    return Index(signals, prefilter, Chains(chained_signals), split, pieces, {})
+    found = Chains(chained_signals)
+    index = Index(signals, prefilter, found, split, pieces, {}, None)
+    if _engine is None:
+        return index
+    narrowing = functools.partial(_narrowed, index)  # the same dicts as the index returned
+    matcher = _engine.Matcher(
+        signals, found.finder, index.narrowed, narrowing, _MENTION, _QUOTE, _MENTION_REACH
+    )
+    return index._replace(matcher=matcher)
 
 
 def match(v: Views, index: Index, scan: Scan) -> Found:
     """The signals that match in ``v`` (``scan``: the prefilter's answer for ``v.low``):
-    reason -> (weight, reason quoting the words)."""
+    reason -> (weight, reason quoting the words). In the compiled core when it is built
+    (the same loops: ``match_in_python`` is the reference)."""
+    if index.matcher is not None:
+        return index.matcher.match(v.low, v.norm, scan)
+    return match_in_python(v, index, scan)
+
+
+def match_in_python(v: Views, index: Index, scan: Scan) -> Found:
+    """``match`` in Python."""
     hits: list[tuple[int, str, Signal]] = []
     for i in scan.candidates:
         if i >= len(index.signals):

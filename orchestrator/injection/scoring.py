@@ -14,7 +14,7 @@ PII families that way, so a screen reads each text once for both.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from operator import itemgetter
 
 from orchestrator.injection import engine, table
@@ -22,6 +22,11 @@ from orchestrator.injection.encoded import HINTS, decoded
 from orchestrator.injection.model import Model, features, shipped, words
 from orchestrator.injection.prefilter import Scan
 from orchestrator.injection.views import Views, views
+
+try:
+    from orchestrator.injection import _engine as _compiled
+except ImportError:  # not compiled (see hatch_build.py): ``_score`` runs in Python
+    _compiled = None  # type: ignore[assignment]
 
 Score = tuple[float, tuple[str, ...]]
 _LEARNED = "learned model"
@@ -99,7 +104,8 @@ def score_injection(text: str) -> Score:
     return _default().score(text)
 
 
-def _score(found: engine.Found) -> Score:
+def _score_in_python(found: engine.Found) -> Score:
+    """``_score`` in Python (the compiled core's ``score`` is the same)."""
     if not found:
         return 0.0, ()
     remaining = 1.0
@@ -107,3 +113,8 @@ def _score(found: engine.Found) -> Score:
         remaining *= 1.0 - weight
     strongest_first = sorted(found.values(), key=_WEIGHT, reverse=True)  # stable: ties keep order
     return round(1.0 - remaining, 4), tuple(map(_REASON, strongest_first))
+
+
+# What the signals found score together (``1 - Π(1 - wᵢ)``, rounded), and their reasons,
+# strongest first (ties in the order found).
+_score: Callable[[engine.Found], Score] = _score_in_python if _compiled is None else _compiled.score

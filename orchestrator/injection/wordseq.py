@@ -27,7 +27,7 @@ runs no pattern at all.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser  # type: ignore[attr-defined]
@@ -462,6 +462,12 @@ class Chains:
     def compiled(self) -> bool:
         """Whether texts are scanned by the compiled core (else in Python, slower)."""
         return self._compiled is not None
+
+    @property
+    def finder(self) -> Callable[[str], list[tuple[int, int, list[int]]]]:
+        """``found`` itself: the compiled scanner's ``scan`` when it is built (so that a
+        caller in C makes no Python frame)."""
+        return self._compiled.scan if self._compiled is not None else self.found
 
     def scan(self, norm: str) -> dict[int, tuple[int, list[int]]]:
         """Signal -> which of its top-level alternatives have a chain found (bit

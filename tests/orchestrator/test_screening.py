@@ -16,7 +16,7 @@ import re2  # type: ignore[import-untyped]
 
 from benchmarks.screening import DISGUISES, injection_scores, load, pii_scores
 from orchestrator import pii
-from orchestrator.injection import engine, table, views
+from orchestrator.injection import engine, scoring, table, views
 from orchestrator.injection.superset import factors, superset
 from orchestrator.pii import GATES, find_pii
 from orchestrator.screening import Screener, restore
@@ -216,6 +216,64 @@ def test_the_compiled_latin_is_the_python_one(monkeypatch: pytest.MonkeyPatch) -
     assert undisguised == [views_module._undisguised(t) for t in texts]
     plain = "\u0436\u0430 caf\u00e9 \U0001f600"  # a look-alike in a Russian word only
     assert compiled(plain) is plain
+
+
+@pytest.mark.parametrize("chained", [True, False], ids=["chains", "RE2 only"])
+def test_the_compiled_match_is_the_python_one(chained: bool) -> None:
+    # ``_engine`` has its own copy of ``engine.match``'s loops and ``scoring._score``:
+    # the same reasons, weights and quoted words, in the same order, on every corpus
+    # text (as it is, disguised, and with its quotes made examples) and on random ones;
+    # with the word signals found by their chains, and by RE2 as the raw ones are.
+    index = engine.build(table.load(), chained=chained)
+    if index.matcher is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    corpus = _corpus_texts()
+    texts = corpus + [d(t) for t in corpus[:300] for d in DISGUISES.values()]
+    texts += [f"the filter matches '{t}' and {t}" for t in corpus[:300]]
+    texts += [f'a test says: "{t}", e.g. `{t}`' for t in corpus[300:600]]
+    texts += [f"  {t}\n\n\t {t.replace(' ', '   ')}" for t in corpus[:300]]
+    texts += [*_mixed_texts(random.Random(7), 500), "", " ", "'", "ignore"]
+    ways = {"starts": 0, "RE2": 0, "chains": 0} if chained else {"RE2, word view": 0}
+    for text in texts:
+        v = views(text)
+        scan = index.prefilter.scan(v.low)
+        found = engine.match(v, index, scan)
+        assert list(found.items()) == list(engine.match_in_python(v, index, scan).items()), text
+        assert scoring._score(found) == scoring._score_in_python(found), text
+        for reason in found:
+            i = next(i for i, s in enumerate(index.signals) if s.why == reason)
+            if not chained:
+                ways["RE2, word view"] += not index.signals[i].raw
+            elif i in index.chains.signals:
+                ways["chains"] += 1
+            else:
+                ways["starts" if index.signals[i].starts else "RE2"] += 1
+    assert min(ways.values()) > 20, ways  # each way to a match is taken
+
+
+def test_the_compiled_match_refuses_what_is_not_a_text() -> None:
+    index = engine.build(table.load())
+    if index.matcher is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    scan = index.prefilter.scan(" ignore")
+    with pytest.raises(TypeError, match="two str and a Scan"):
+        index.matcher.match(b" ignore", " ignore", scan)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError, match="candidates"):
+        index.matcher.match(" ignore", " ignore", object())
+    with pytest.raises(TypeError, match="the dict match"):
+        engine._engine.score([(0.5, "why")])  # type: ignore[arg-type]
+
+
+def test_the_compiled_score_keeps_ties_in_their_order() -> None:
+    rng = random.Random(3)
+    for _ in range(2000):
+        weights = [rng.choice([0.1, 0.25, 0.25, 0.5, 0.9, 1.0]) for _ in range(rng.randint(0, 9))]
+        found = {f"reason {k}": (w, f"reason {k} (words)") for k, w in enumerate(weights)}
+        assert scoring._score(found) == scoring._score_in_python(found)
+    if scoring._score is scoring._score_in_python:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    ties = {"a": (0.25, "a"), "b": (0.5, "b"), "c": (0.25, "c"), "d": (0.5, "d")}
+    assert scoring._score(ties) == (0.8594, ("b", "d", "a", "c"))
 
 
 def _mixed_texts(rng: random.Random, n: int) -> list[str]:

@@ -1,0 +1,530 @@
+/* The signals that match on a text's views, and what they score together, in C.
+ *
+ * ``Matcher(signals, chains, narrowed, narrowing, mention, quote, reach)`` holds the
+ * compiled signal table: ``signals[i]`` is ``(weight, why, raw, pattern, starts)`` (an
+ * ``engine.Signal``); ``chains(norm)`` gives the word signals whose chains are found
+ * (``Chains.found``); ``narrowed`` is the dict of each word signal's patterns per set of
+ * alternatives found, ``narrowing(i, found)`` what makes (and keeps) one that is not in
+ * it; ``mention`` is the pattern that says the words at a quote are quoted as an
+ * example; ``quote`` the most characters of a reason's quoted words and ``reach`` how
+ * far a mention reaches back before its last word.
+ *
+ * ``Matcher.match(low, norm, scan)`` is ``engine.match``, and ``score(found)`` is
+ * ``scoring._score``: the same loops, with the same ``re`` patterns, and no Python frame
+ * between them. ``engine`` keeps both in Python as the reference, and the tests hold
+ * the two to each other on every corpus text.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+
+typedef struct {
+    double weight;
+    PyObject *weight_obj; /* the float itself, put in ``found`` as it is */
+    PyObject *why;        /* str */
+    int raw;              /* runs on ``low``, not on the word view */
+    PyObject *match;      /* the pattern's bound ``match`` */
+    PyObject *starts;     /* a tuple of str every match starts with, or NULL */
+} Signal;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n_signals;
+    Signal *signals;
+    PyObject *chains;
+    PyObject *narrowed;
+    PyObject *narrowing;
+    PyObject *mention; /* the mention pattern's bound ``search`` */
+    Py_ssize_t quote;
+    Py_ssize_t reach;
+} Matcher;
+
+static PyObject *str_end, *str_match, *str_candidates, *str_next_start, *str_round;
+static PyObject *ellipsis, *space, *four;
+
+static void Matcher_clear_fields(Matcher *self) {
+    for (Py_ssize_t i = 0; self->signals != NULL && i < self->n_signals; i++) {
+        Signal *s = &self->signals[i];
+        Py_XDECREF(s->weight_obj);
+        Py_XDECREF(s->why);
+        Py_XDECREF(s->match);
+        Py_XDECREF(s->starts);
+    }
+    PyMem_Free(self->signals);
+    self->signals = NULL;
+    self->n_signals = 0;
+    Py_CLEAR(self->chains);
+    Py_CLEAR(self->narrowed);
+    Py_CLEAR(self->narrowing);
+    Py_CLEAR(self->mention);
+}
+
+static void Matcher_dealloc(Matcher *self) {
+    Matcher_clear_fields(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Matcher_init(Matcher *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"signals", "chains", "narrowed", "narrowing", "mention",
+                               "quote",   "reach",  NULL};
+    PyObject *signals, *chains, *narrowed, *narrowing, *mention;
+    Py_ssize_t quote, reach;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOnn", keywords, &signals, &chains,
+                                     &PyDict_Type, &narrowed, &narrowing, &mention, &quote,
+                                     &reach))
+        return -1;
+    Matcher_clear_fields(self);
+    PyObject *seq = PySequence_Fast(signals, "signals must be a sequence");
+    if (seq == NULL) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    self->signals = PyMem_Calloc(n + 1, sizeof(Signal));
+    if (self->signals == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *weight, *why, *pattern, *starts;
+        int raw;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "O!UpOO", &PyFloat_Type, &weight,
+                              &why, &raw, &pattern, &starts))
+            goto fail;
+        if (starts != Py_None && !PyTuple_Check(starts)) {
+            PyErr_SetString(PyExc_TypeError, "a signal's starts are a tuple of str, or None");
+            goto fail;
+        }
+        for (Py_ssize_t k = 0; starts != Py_None && k < PyTuple_GET_SIZE(starts); k++) {
+            PyObject *start = PyTuple_GET_ITEM(starts, k);
+            if (!PyUnicode_Check(start) || PyUnicode_GET_LENGTH(start) == 0) {
+                PyErr_SetString(PyExc_ValueError, "a signal's starts are non-empty str");
+                goto fail;
+            }
+        }
+        Signal *s = &self->signals[i];
+        self->n_signals = i + 1; /* so that a failure below frees what this one holds */
+        s->match = PyObject_GetAttr(pattern, str_match);
+        if (s->match == NULL) goto fail;
+        s->weight = PyFloat_AS_DOUBLE(weight);
+        s->weight_obj = Py_NewRef(weight);
+        s->why = Py_NewRef(why);
+        s->raw = raw;
+        s->starts = starts == Py_None ? NULL : Py_NewRef(starts);
+    }
+    Py_DECREF(seq);
+    self->mention = PyObject_GetAttrString(mention, "search");
+    if (self->mention == NULL) return -1;
+    self->chains = Py_NewRef(chains);
+    self->narrowed = Py_NewRef(narrowed);
+    self->narrowing = Py_NewRef(narrowing);
+    self->quote = quote;
+    self->reach = reach;
+    return 0;
+fail:
+    Py_DECREF(seq);
+    Matcher_clear_fields(self);
+    return -1;
+}
+
+/* What ``\w`` takes in a ``str`` pattern. */
+static inline int is_word(Py_UCS4 ch) { return Py_UNICODE_ISALNUM(ch) || ch == '_'; }
+
+/* ``engine._quoted``: whether the words at ``at`` are quoted as an example; -1: error. */
+static int quoted(Matcher *self, PyObject *low, Py_ssize_t at) {
+    int kind = PyUnicode_KIND(low);
+    const void *data = PyUnicode_DATA(low);
+    if (at < 0 || at >= PyUnicode_GET_LENGTH(low)) {
+        PyErr_SetString(PyExc_IndexError, "string index out of range");
+        return -1;
+    }
+    Py_UCS4 ch = PyUnicode_READ(kind, data, at);
+    if (ch != '\'' && ch != '"' && ch != '`') return 0;
+    /* ``_last_word``: the non-word characters before ``at``, the word before them, and
+     * a mention's reach further back. */
+    Py_ssize_t start = at;
+    while (start > 0 && !is_word(PyUnicode_READ(kind, data, start - 1))) start--;
+    while (start > 0 && is_word(PyUnicode_READ(kind, data, start - 1))) start--;
+    start = start > self->reach ? start - self->reach : 0;
+    PyObject *args[] = {low, PyLong_FromSsize_t(start), PyLong_FromSsize_t(at)};
+    if (args[1] == NULL || args[2] == NULL) {
+        Py_XDECREF(args[1]);
+        Py_XDECREF(args[2]);
+        return -1;
+    }
+    PyObject *m = PyObject_Vectorcall(self->mention, args, 3, NULL);
+    Py_DECREF(args[1]);
+    Py_DECREF(args[2]);
+    if (m == NULL) return -1;
+    int is_quoted = m != Py_None;
+    Py_DECREF(m);
+    return is_quoted;
+}
+
+/* Where a match ends (``m.end()``), stealing ``m``; -1: error. */
+static Py_ssize_t match_end(PyObject *m) {
+    PyObject *end = PyObject_CallMethodNoArgs(m, str_end);
+    Py_DECREF(m);
+    if (end == NULL) return -1;
+    Py_ssize_t out = PyLong_AsSsize_t(end);
+    Py_DECREF(end);
+    return out;
+}
+
+/* ``engine._match``: whether signal ``s`` matches at ``at`` (and, a word signal, is not
+ * quoted there): 1, with where the match ends in ``*end``; 0: it does not; -1: error. */
+static int signal_at(Matcher *self, Signal *s, PyObject *low, PyObject *text, Py_ssize_t at,
+                     Py_ssize_t *end) {
+    PyObject *place = PyLong_FromSsize_t(at);
+    if (place == NULL) return -1;
+    PyObject *args[] = {text, place};
+    PyObject *m = PyObject_Vectorcall(s->match, args, 2, NULL);
+    Py_DECREF(place);
+    if (m == NULL) return -1;
+    if (m == Py_None) {
+        Py_DECREF(m);
+        return 0;
+    }
+    if (!s->raw) {
+        int q = quoted(self, low, at);
+        if (q != 0) {
+            Py_DECREF(m);
+            return q < 0 ? -1 : 0;
+        }
+    }
+    return (*end = match_end(m)) < 0 ? -1 : 1;
+}
+
+static int by_offset(const void *a, const void *b) {
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* ``engine._first``: signal ``i``'s first match: 1, with where it starts and ends in
+ * ``*start`` and ``*end``; 0: none; -1: error. */
+static int first(Matcher *self, Py_ssize_t i, PyObject *low, PyObject *norm, PyObject *scan,
+                 Py_ssize_t *start, Py_ssize_t *end) {
+    Signal *s = &self->signals[i];
+    PyObject *text = s->raw ? low : norm;
+    int found = 0;
+    if (s->starts != NULL) {
+        /* Every place one of the starts stands (``str.find`` is cheap), in order. */
+        Py_ssize_t n = 0, cap = 0, *places = NULL, length = PyUnicode_GET_LENGTH(text);
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(s->starts); k++) {
+            PyObject *sub = PyTuple_GET_ITEM(s->starts, k);
+            for (Py_ssize_t at = PyUnicode_Find(text, sub, 0, length, 1); at != -1;
+                 at = PyUnicode_Find(text, sub, at + 1, length, 1)) {
+                if (at == -2) {
+                    PyMem_Free(places);
+                    return -1;
+                }
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    Py_ssize_t *more = PyMem_Realloc(places, cap * sizeof(Py_ssize_t));
+                    if (more == NULL) {
+                        PyMem_Free(places);
+                        PyErr_NoMemory();
+                        return -1;
+                    }
+                    places = more;
+                }
+                places[n++] = at;
+            }
+        }
+        if (n > 1) qsort(places, n, sizeof(Py_ssize_t), by_offset);
+        for (Py_ssize_t k = 0; k < n && found == 0; k++) {
+            if (k > 0 && places[k] == places[k - 1]) continue;
+            *start = places[k];
+            found = signal_at(self, s, low, text, places[k], end);
+        }
+        PyMem_Free(places);
+        return found;
+    }
+    /* Where the prefilter's RE2 search says it may start. */
+    PyObject *next = PyObject_GetAttr(scan, str_next_start);
+    if (next == NULL) return -1;
+    Py_ssize_t at = 0;
+    while (found == 0) {
+        PyObject *r = PyObject_CallFunction(next, "nn", i, at);
+        at = r == NULL ? -1 : PyLong_AsSsize_t(r);
+        Py_XDECREF(r);
+        if (at < 0) {
+            found = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        *start = at;
+        found = signal_at(self, s, low, text, at, end);
+        at++;
+    }
+    Py_DECREF(next);
+    return found;
+}
+
+/* ``engine._first_at``: the first match of a word signal (as ``patterns``, the first
+ * of them that matches at a place) at one of ``places``, as ``first`` gives it. */
+static int first_at(Matcher *self, PyObject *patterns, PyObject *low, PyObject *norm,
+                    PyObject *places, Py_ssize_t *start, Py_ssize_t *end) {
+    for (Py_ssize_t p = 0; p < PyList_GET_SIZE(places); p++) {
+        PyObject *place = PyList_GET_ITEM(places, p);
+        Py_ssize_t at = PyLong_AsSsize_t(place);
+        if (at == -1 && PyErr_Occurred()) return -1;
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(patterns); k++) {
+            PyObject *args[] = {PyList_GET_ITEM(patterns, k), norm, place};
+            PyObject *m = PyObject_VectorcallMethod(
+                str_match, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (m == NULL) return -1;
+            if (m == Py_None) {
+                Py_DECREF(m);
+                continue;
+            }
+            int q = quoted(self, low, at);
+            if (q != 0) {
+                Py_DECREF(m);
+                if (q < 0) return -1;
+                break; /* quoted: the next place */
+            }
+            *start = at;
+            return (*end = match_end(m)) < 0 ? -1 : 1;
+        }
+    }
+    return 0;
+}
+
+/* ``engine._narrowed``: word signal ``signal``'s patterns for the alternatives found. */
+static PyObject *narrowed(Matcher *self, PyObject *signal, PyObject *alternatives) {
+    PyObject *key = PyTuple_Pack(2, signal, alternatives);
+    if (key == NULL) return NULL;
+    PyObject *patterns = PyDict_GetItemWithError(self->narrowed, key);
+    Py_DECREF(key);
+    if (patterns != NULL && PyList_CheckExact(patterns)) return Py_NewRef(patterns);
+    if (PyErr_Occurred()) return NULL;
+    patterns = PyObject_CallFunctionObjArgs(self->narrowing, signal, alternatives, NULL);
+    if (patterns != NULL && !PyList_CheckExact(patterns)) {
+        Py_DECREF(patterns);
+        PyErr_SetString(PyExc_TypeError, "narrowing() must return a list of patterns");
+        return NULL;
+    }
+    return patterns;
+}
+
+typedef struct {
+    Py_ssize_t start, end, signal, order;
+} Hit;
+
+static int by_start(const void *a, const void *b) {
+    const Hit *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return (x->order > y->order) - (x->order < y->order); /* stable, as ``list.sort`` */
+}
+
+static int add_hit(Hit **hits, Py_ssize_t *n, Py_ssize_t *cap, Py_ssize_t start,
+                   Py_ssize_t end, Py_ssize_t signal) {
+    if (*n == *cap) {
+        Py_ssize_t more_cap = *cap ? *cap * 2 : 16;
+        Hit *more = PyMem_Realloc(*hits, more_cap * sizeof(Hit));
+        if (more == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *hits = more;
+        *cap = more_cap;
+    }
+    (*hits)[*n] = (Hit){start, end, signal, *n};
+    (*n)++;
+    return 0;
+}
+
+/* ``engine._found``: the reason quoting the words, kept when it weighs more than the
+ * one of the same reason found before. */
+static int add_found(Matcher *self, PyObject *found, Signal *s, PyObject *low,
+                     Py_ssize_t start, Py_ssize_t end) {
+    PyObject *before = PyDict_GetItemWithError(found, s->why);
+    if (before == NULL && PyErr_Occurred()) return -1;
+    if (before != NULL && !(PyFloat_AsDouble(PyTuple_GET_ITEM(before, 0)) < s->weight)) return 0;
+    PyObject *words = PyUnicode_Substring(low, start, end), *parts = NULL, *reason = NULL;
+    if (words != NULL) parts = PyUnicode_Split(words, NULL, -1);
+    Py_XSETREF(words, parts ? PyUnicode_Join(space, parts) : NULL);
+    Py_XDECREF(parts);
+    if (words != NULL && PyUnicode_GET_LENGTH(words) > self->quote) {
+        PyObject *cut = PyUnicode_Substring(words, 0, self->quote);
+        Py_XSETREF(words, cut ? PyUnicode_Concat(cut, ellipsis) : NULL);
+        Py_XDECREF(cut);
+    }
+    if (words != NULL) reason = PyUnicode_FromFormat("%U (\"%U\")", s->why, words);
+    Py_XDECREF(words);
+    PyObject *value = reason ? PyTuple_Pack(2, s->weight_obj, reason) : NULL;
+    Py_XDECREF(reason);
+    int ok = value ? PyDict_SetItem(found, s->why, value) : -1;
+    Py_XDECREF(value);
+    return ok;
+}
+
+static PyObject *Matcher_match(Matcher *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "match(low, norm, scan): two str and a Scan");
+        return NULL;
+    }
+    if (self->signals == NULL && self->chains == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Matcher.__init__ was not called");
+        return NULL;
+    }
+    PyObject *low = args[0], *norm = args[1], *scan = args[2];
+    PyObject *candidates = PyObject_GetAttr(scan, str_candidates), *chains = NULL;
+    PyObject *found = NULL;
+    Hit *hits = NULL;
+    Py_ssize_t n_hits = 0, cap = 0, start = 0, end = 0;
+    int is;
+    if (candidates == NULL) goto done;
+    if (!PyList_Check(candidates)) {
+        PyErr_SetString(PyExc_TypeError, "scan.candidates must be a list");
+        goto done;
+    }
+    /* The raw signals (and the word ones RE2 finds), where the prefilter says. */
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(candidates); k++) {
+        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(candidates, k));
+        if (i == -1 && PyErr_Occurred()) goto done;
+        if (i < 0 || i >= self->n_signals) break;
+        if ((is = first(self, i, low, norm, scan, &start, &end)) < 0) goto done;
+        if (is && add_hit(&hits, &n_hits, &cap, start, end, i) < 0) goto done;
+    }
+    /* The word signals whose chains are found, at the places the chains say. */
+    chains = PyObject_CallOneArg(self->chains, norm);
+    if (chains == NULL) goto done;
+    if (!PyList_Check(chains)) {
+        PyErr_SetString(PyExc_TypeError, "chains() must return a list");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(chains); k++) {
+        PyObject *item = PyList_GET_ITEM(chains, k);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 ||
+            !PyList_Check(PyTuple_GET_ITEM(item, 2))) {
+            PyErr_SetString(PyExc_TypeError, "chains() gives (signal, alternatives, [place])");
+            goto done;
+        }
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 0));
+        if (i == -1 && PyErr_Occurred()) goto done;
+        if (i < 0 || i >= self->n_signals) {
+            PyErr_SetString(PyExc_IndexError, "chains() names no signal");
+            goto done;
+        }
+        PyObject *patterns = narrowed(self, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1));
+        if (patterns == NULL) goto done;
+        is = first_at(self, patterns, low, norm, PyTuple_GET_ITEM(item, 2), &start, &end);
+        Py_DECREF(patterns);
+        if (is < 0 || (is && add_hit(&hits, &n_hits, &cap, start, end, i) < 0)) goto done;
+    }
+    /* The reasons, in the order their words stand in the text. */
+    if (n_hits > 1) qsort(hits, n_hits, sizeof(Hit), by_start);
+    found = PyDict_New();
+    for (Py_ssize_t h = 0; found != NULL && h < n_hits; h++)
+        if (add_found(self, found, &self->signals[hits[h].signal], low, hits[h].start,
+                      hits[h].end) < 0)
+            Py_CLEAR(found);
+done:
+    if (PyErr_Occurred()) Py_CLEAR(found);
+    PyMem_Free(hits);
+    Py_XDECREF(candidates);
+    Py_XDECREF(chains);
+    return found;
+}
+
+typedef struct {
+    double weight;
+    Py_ssize_t order;
+    PyObject *reason; /* borrowed */
+} Weighed;
+
+static int strongest_first(const void *a, const void *b) {
+    const Weighed *x = a, *y = b;
+    if (x->weight != y->weight) return x->weight > y->weight ? -1 : 1;
+    return (x->order > y->order) - (x->order < y->order); /* ties keep their order */
+}
+
+/* ``scoring._score``: ``1 - Π(1 - w)`` over the signals found (rounded to 4 places),
+ * and their reasons, strongest first. */
+static PyObject *score(PyObject *module, PyObject *found) {
+    if (!PyDict_Check(found)) {
+        PyErr_SetString(PyExc_TypeError, "score() takes the dict match() gives");
+        return NULL;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(found);
+    if (n == 0) return Py_BuildValue("(d())", 0.0);
+    Weighed *all = PyMem_Malloc(n * sizeof(Weighed));
+    if (all == NULL) return PyErr_NoMemory();
+    double remaining = 1.0;
+    Py_ssize_t pos = 0, k = 0;
+    PyObject *key, *value, *out = NULL;
+    while (PyDict_Next(found, &pos, &key, &value)) {
+        if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 2) {
+            PyErr_SetString(PyExc_TypeError, "found values are (weight, reason)");
+            goto done;
+        }
+        double weight = PyFloat_AsDouble(PyTuple_GET_ITEM(value, 0));
+        if (weight == -1.0 && PyErr_Occurred()) goto done;
+        remaining *= 1.0 - weight;
+        all[k] = (Weighed){weight, k, PyTuple_GET_ITEM(value, 1)};
+        k++;
+    }
+    qsort(all, n, sizeof(Weighed), strongest_first);
+    PyObject *reasons = PyTuple_New(n);
+    PyObject *total = reasons ? PyFloat_FromDouble(1.0 - remaining) : NULL;
+    PyObject *rounded = total ? PyObject_CallMethodOneArg(total, str_round, four) : NULL;
+    Py_XDECREF(total);
+    for (Py_ssize_t r = 0; rounded != NULL && r < n; r++)
+        PyTuple_SET_ITEM(reasons, r, Py_NewRef(all[r].reason));
+    if (rounded != NULL) out = PyTuple_Pack(2, rounded, reasons);
+    Py_XDECREF(rounded);
+    Py_XDECREF(reasons);
+done:
+    PyMem_Free(all);
+    return out;
+}
+
+static PyMethodDef Matcher_methods[] = {
+    {"match", (PyCFunction)(void (*)(void))Matcher_match, METH_FASTCALL,
+     "match(low, norm, scan) -> {reason: (weight, reason quoting the words)}: "
+     "``engine.match`` for the views ``low`` and ``norm``"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MatcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "orchestrator.injection._engine.Matcher",
+    .tp_doc = "The signal table, matched on a text's views.",
+    .tp_basicsize = sizeof(Matcher),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Matcher_init,
+    .tp_dealloc = (destructor)Matcher_dealloc,
+    .tp_methods = Matcher_methods,
+};
+
+static PyMethodDef module_methods[] = {
+    {"score", score, METH_O,
+     "score(found) -> (score, reasons): what the signals found score together, and "
+     "their reasons, strongest first"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_engine", "The signal table matched, in C.", -1,
+    module_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__engine(void) {
+    if (!(str_end = PyUnicode_InternFromString("end")) ||
+        !(str_match = PyUnicode_InternFromString("match")) ||
+        !(str_candidates = PyUnicode_InternFromString("candidates")) ||
+        !(str_next_start = PyUnicode_InternFromString("next_start")) ||
+        !(str_round = PyUnicode_InternFromString("__round__")) ||
+        !(ellipsis = PyUnicode_FromOrdinal(0x2026)) || !(space = PyUnicode_FromString(" ")) ||
+        !(four = PyLong_FromLong(4)))
+        return NULL;
+    if (PyType_Ready(&MatcherType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Matcher", (PyObject *)&MatcherType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,19 @@
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+class Matcher:
+    def __init__(
+        self,
+        # (weight, why, raw, pattern, starts or None): an ``engine.Signal`` each
+        signals: Sequence[tuple[float, str, bool, re.Pattern[str], tuple[str, ...] | None]],
+        chains: Callable[[str], list[tuple[int, int, list[int]]]],
+        narrowed: dict[tuple[int, int], list[re.Pattern[str]]],
+        narrowing: Callable[[int, int], list[re.Pattern[str]]],
+        mention: re.Pattern[str],
+        quote: int,
+        reach: int,
+    ) -> None: ...
+    def match(self, low: str, norm: str, scan: Any, /) -> dict[str, tuple[float, str]]: ...
+
+def score(found: dict[str, tuple[float, str]], /) -> tuple[float, tuple[str, ...]]: ...
