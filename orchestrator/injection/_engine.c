@@ -17,6 +17,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -40,8 +41,8 @@ typedef struct {
     Py_ssize_t reach;
 } Matcher;
 
-static PyObject *str_end, *str_match, *str_candidates, *str_next_start, *str_round;
-static PyObject *ellipsis, *space, *four;
+static PyObject *str_end, *str_match, *str_candidates, *str_next_start, *str_round, *str_weigh;
+static PyObject *ellipsis, *space, *four, *two_places;
 
 static void Matcher_clear_fields(Matcher *self) {
     for (Py_ssize_t i = 0; self->signals != NULL && i < self->n_signals; i++) {
@@ -358,26 +359,15 @@ static int add_found(Matcher *self, PyObject *found, Signal *s, PyObject *low,
     return ok;
 }
 
-static PyObject *Matcher_match(Matcher *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "match(low, norm, scan): two str and a Scan");
-        return NULL;
-    }
-    if (self->signals == NULL && self->chains == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Matcher.__init__ was not called");
-        return NULL;
-    }
-    PyObject *low = args[0], *norm = args[1], *scan = args[2];
-    PyObject *candidates = PyObject_GetAttr(scan, str_candidates), *chains = NULL;
+/* ``engine.match`` for the views ``low`` and ``norm`` (str both), the prefilter's
+ * ``scan`` of them and its ``candidates`` (a list). */
+static PyObject *match(Matcher *self, PyObject *low, PyObject *norm, PyObject *scan,
+                       PyObject *candidates) {
+    PyObject *chains = NULL;
     PyObject *found = NULL;
     Hit *hits = NULL;
     Py_ssize_t n_hits = 0, cap = 0, start = 0, end = 0;
     int is;
-    if (candidates == NULL) goto done;
-    if (!PyList_Check(candidates)) {
-        PyErr_SetString(PyExc_TypeError, "scan.candidates must be a list");
-        goto done;
-    }
     /* The raw signals (and the word ones RE2 finds), where the prefilter says. */
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(candidates); k++) {
         Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(candidates, k));
@@ -422,8 +412,37 @@ static PyObject *Matcher_match(Matcher *self, PyObject *const *args, Py_ssize_t 
 done:
     if (PyErr_Occurred()) Py_CLEAR(found);
     PyMem_Free(hits);
-    Py_XDECREF(candidates);
     Py_XDECREF(chains);
+    return found;
+}
+
+/* ``scan.candidates``, a list; NULL: an error. */
+static PyObject *candidates_of(PyObject *scan) {
+    PyObject *candidates = PyObject_GetAttr(scan, str_candidates);
+    if (candidates != NULL && !PyList_Check(candidates)) {
+        Py_DECREF(candidates);
+        PyErr_SetString(PyExc_TypeError, "scan.candidates must be a list");
+        return NULL;
+    }
+    return candidates;
+}
+
+static int ready(Matcher *self) {
+    if (self->chains != NULL) return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Matcher.__init__ was not called");
+    return 0;
+}
+
+static PyObject *Matcher_match(Matcher *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "match(low, norm, scan): two str and a Scan");
+        return NULL;
+    }
+    if (!ready(self)) return NULL;
+    PyObject *candidates = candidates_of(args[2]);
+    if (candidates == NULL) return NULL;
+    PyObject *found = match(self, args[0], args[1], args[2], candidates);
+    Py_DECREF(candidates);
     return found;
 }
 
@@ -479,6 +498,225 @@ done:
     return out;
 }
 
+/* ``Detector.score`` for a text whose scan found no hint of an encoded payload: the
+ * signals matched and scored, and the model's probability from the words (weighed by
+ * ``table``, a ``_words.Table``) and those signals, with its reasons. */
+typedef struct {
+    PyObject_HEAD
+    Matcher *matcher;
+    PyObject *table;          /* ``_words.Table``: ``weigh(low) -> (total, [word, ...])`` */
+    double bias;
+    PyObject *signal_weights; /* dict: reason -> the weight of its feature */
+    double some, flagged;     /* the weights of "signals: some" and "signals: flagged" */
+    PyObject *word_names;     /* list: the words the table's indexes name */
+    unsigned char *is_hint;   /* per prefilter pattern up to the last hint: is a hint */
+    Py_ssize_t n_hint;
+    PyObject *learned;        /* what the model's reason starts with */
+    Py_ssize_t most;          /* the most words quoted as evidence */
+} Scorer;
+
+static void Scorer_clear_fields(Scorer *self) {
+    Py_CLEAR(self->matcher);
+    Py_CLEAR(self->table);
+    Py_CLEAR(self->signal_weights);
+    Py_CLEAR(self->word_names);
+    Py_CLEAR(self->learned);
+    PyMem_Free(self->is_hint);
+    self->is_hint = NULL;
+    self->n_hint = 0;
+}
+
+static void Scorer_dealloc(Scorer *self) {
+    Scorer_clear_fields(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject MatcherType;
+
+static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"matcher", "table",  "bias",    "signal_weights", "some",
+                               "flagged", "words",  "hints",   "learned",        "most",
+                               NULL};
+    PyObject *matcher, *table, *signal_weights, *word_names, *hints, *learned;
+    double bias, some, flagged;
+    Py_ssize_t most;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OdO!ddO!O!Un", keywords, &MatcherType,
+                                     &matcher, &table, &bias, &PyDict_Type, &signal_weights,
+                                     &some, &flagged, &PyList_Type, &word_names, &PyList_Type,
+                                     &hints, &learned, &most))
+        return -1;
+    Scorer_clear_fields(self);
+    Py_ssize_t n_hint = 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(hints); k++) {
+        Py_ssize_t hint = PyLong_AsSsize_t(PyList_GET_ITEM(hints, k));
+        if (hint < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a hint is an index >= 0");
+            return -1;
+        }
+        if (hint + 1 > n_hint) n_hint = hint + 1;
+    }
+    self->is_hint = PyMem_Calloc(n_hint + 1, 1);
+    if (self->is_hint == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(hints); k++)
+        self->is_hint[PyLong_AsSsize_t(PyList_GET_ITEM(hints, k))] = 1;
+    self->n_hint = n_hint;
+    self->matcher = (Matcher *)Py_NewRef(matcher);
+    self->table = Py_NewRef(table);
+    self->signal_weights = Py_NewRef(signal_weights);
+    self->word_names = Py_NewRef(word_names);
+    self->learned = Py_NewRef(learned);
+    self->bias = bias;
+    self->some = some;
+    self->flagged = flagged;
+    self->most = most;
+    return 0;
+}
+
+static PyObject *score(PyObject *module, PyObject *found);
+
+/* ``Model.weigh_text``'s z: the bias, the words' weights (``total``), and the weights
+ * of the signals found and of what they scored, summed in ``signal_features``' order. */
+static int weigh(Scorer *self, PyObject *found, double signal_score, double total,
+                 double *z) {
+    *z = self->bias + total;
+    if (PyDict_GET_SIZE(found) == 0 && !(signal_score > 0)) return 0;
+    double sum = 0.0;
+    Py_ssize_t pos = 0;
+    PyObject *reason, *value;
+    while (PyDict_Next(found, &pos, &reason, &value)) {
+        PyObject *weight = PyDict_GetItemWithError(self->signal_weights, reason);
+        if (weight == NULL && PyErr_Occurred()) return -1;
+        if (weight == NULL) continue; /* absent: 0 */
+        double w = PyFloat_AsDouble(weight);
+        if (w == -1.0 && PyErr_Occurred()) return -1;
+        sum += w;
+    }
+    if (signal_score > 0) sum += self->some;
+    if (signal_score >= 0.5) sum += self->flagged;
+    *z += sum;
+    return 0;
+}
+
+/* The model's reason: its probability and the telling words it weighed most. */
+static PyObject *learned_reason(Scorer *self, double probability, PyObject *telling) {
+    Py_ssize_t n = PyList_GET_SIZE(telling);
+    Py_ssize_t *order = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    if (order == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t k = 0; k < n; k++) {
+        order[k] = PyLong_AsSsize_t(PyList_GET_ITEM(telling, k));
+        if (order[k] < 0 || order[k] >= PyList_GET_SIZE(self->word_names)) {
+            PyMem_Free(order);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "weigh() named no word");
+            return NULL;
+        }
+    }
+    qsort(order, n, sizeof(Py_ssize_t), by_offset);
+    Py_ssize_t quoted = n < self->most ? n : self->most;
+    PyObject *words = PyList_New(quoted), *out = NULL;
+    for (Py_ssize_t k = 0; words != NULL && k < quoted; k++)
+        PyList_SET_ITEM(words, k, Py_NewRef(PyList_GET_ITEM(self->word_names, order[k])));
+    PyMem_Free(order);
+    PyObject *between = words ? PyUnicode_FromString("\", \"") : NULL;
+    PyObject *joined = between ? PyUnicode_Join(between, words) : NULL;
+    PyObject *p = joined ? PyFloat_FromDouble(probability) : NULL;
+    PyObject *shown = p ? PyObject_Format(p, two_places) : NULL;
+    if (shown != NULL)
+        out = PyUnicode_FromFormat("%U: %U, weighing the words \"%U\"", self->learned, shown,
+                                   joined);
+    Py_XDECREF(words);
+    Py_XDECREF(between);
+    Py_XDECREF(joined);
+    Py_XDECREF(p);
+    Py_XDECREF(shown);
+    return out;
+}
+
+/* ``Scorer.score(low, norm, scan)``: ``(score, reasons)``, as ``Detector.score`` gives
+ * them; None when the scan found a hint of an encoded payload (``Detector`` decodes it
+ * in Python). */
+static PyObject *Scorer_score(Scorer *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "score(low, norm, scan): two str and a Scan");
+        return NULL;
+    }
+    if (self->matcher == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Scorer.__init__ was not called");
+        return NULL;
+    }
+    PyObject *candidates = candidates_of(args[2]);
+    if (candidates == NULL) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(candidates); k++) {
+        Py_ssize_t c = PyLong_AsSsize_t(PyList_GET_ITEM(candidates, k));
+        if (c >= 0 && c < self->n_hint && self->is_hint[c]) {
+            Py_DECREF(candidates);
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *found = match(self->matcher, args[0], args[1], args[2], candidates);
+    Py_DECREF(candidates);
+    if (found == NULL) return NULL;
+    PyObject *signals = score(NULL, found), *weighed = NULL, *out = NULL, *reasons;
+    if (signals == NULL) goto done;
+    double signal_score = PyFloat_AsDouble(PyTuple_GET_ITEM(signals, 0)), z, total;
+    reasons = PyTuple_GET_ITEM(signals, 1);
+    weighed = PyObject_CallMethodOneArg(self->table, str_weigh, args[0]);
+    if (weighed == NULL) goto done;
+    if (!PyTuple_Check(weighed) || PyTuple_GET_SIZE(weighed) != 2 ||
+        !PyList_Check(PyTuple_GET_ITEM(weighed, 1))) {
+        PyErr_SetString(PyExc_TypeError, "weigh() gives (total, [word, ...])");
+        goto done;
+    }
+    total = PyFloat_AsDouble(PyTuple_GET_ITEM(weighed, 0));
+    if ((total == -1.0 && PyErr_Occurred()) || weigh(self, found, signal_score, total, &z) < 0)
+        goto done;
+    double probability = z > -500 ? 1.0 / (1.0 + exp(-z)) : 0.0; /* ``model.sigmoid`` */
+    PyObject *telling = PyTuple_GET_ITEM(weighed, 1);
+    PyObject *all = NULL;
+    if (PyList_GET_SIZE(telling) && self->most > 0) {
+        PyObject *reason = learned_reason(self, probability, telling);
+        PyObject *more = reason ? PyTuple_Pack(1, reason) : NULL;
+        all = more ? PySequence_Concat(reasons, more) : NULL;
+        Py_XDECREF(reason);
+        Py_XDECREF(more);
+        if (all == NULL) goto done;
+    } else {
+        all = Py_NewRef(reasons);
+    }
+    PyObject *p = PyFloat_FromDouble(probability);
+    PyObject *rounded = p ? PyObject_CallMethodOneArg(p, str_round, four) : NULL;
+    Py_XDECREF(p);
+    if (rounded != NULL) out = PyTuple_Pack(2, rounded, all);
+    Py_XDECREF(rounded);
+    Py_DECREF(all);
+done:
+    Py_DECREF(found);
+    Py_XDECREF(signals);
+    Py_XDECREF(weighed);
+    return out;
+}
+
+static PyMethodDef Scorer_methods[] = {
+    {"score", (PyCFunction)(void (*)(void))Scorer_score, METH_FASTCALL,
+     "score(low, norm, scan) -> (score, reasons), or None when a hint of an encoded "
+     "payload was found"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScorerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "orchestrator.injection._engine.Scorer",
+    .tp_doc = "The signals and the model's word weights, scored together.",
+    .tp_basicsize = sizeof(Scorer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scorer_init,
+    .tp_dealloc = (destructor)Scorer_dealloc,
+    .tp_methods = Scorer_methods,
+};
+
 static PyMethodDef Matcher_methods[] = {
     {"match", (PyCFunction)(void (*)(void))Matcher_match, METH_FASTCALL,
      "match(low, norm, scan) -> {reason: (weight, reason quoting the words)}: "
@@ -516,13 +754,16 @@ PyMODINIT_FUNC PyInit__engine(void) {
         !(str_candidates = PyUnicode_InternFromString("candidates")) ||
         !(str_next_start = PyUnicode_InternFromString("next_start")) ||
         !(str_round = PyUnicode_InternFromString("__round__")) ||
+        !(str_weigh = PyUnicode_InternFromString("weigh")) ||
+        !(two_places = PyUnicode_FromString(".2f")) ||
         !(ellipsis = PyUnicode_FromOrdinal(0x2026)) || !(space = PyUnicode_FromString(" ")) ||
         !(four = PyLong_FromLong(4)))
         return NULL;
-    if (PyType_Ready(&MatcherType) < 0) return NULL;
+    if (PyType_Ready(&MatcherType) < 0 || PyType_Ready(&ScorerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "Matcher", (PyObject *)&MatcherType) < 0) {
+    if (PyModule_AddObjectRef(m, "Matcher", (PyObject *)&MatcherType) < 0 ||
+        PyModule_AddObjectRef(m, "Scorer", (PyObject *)&ScorerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -17,3 +17,19 @@ class Matcher:
     def match(self, low: str, norm: str, scan: Any, /) -> dict[str, tuple[float, str]]: ...
 
 def score(found: dict[str, tuple[float, str]], /) -> tuple[float, tuple[str, ...]]: ...
+
+class Scorer:
+    def __init__(
+        self,
+        matcher: Matcher,
+        table: Any,  # a ``_words.Table``
+        bias: float,
+        signal_weights: dict[str, float],
+        some: float,
+        flagged: float,
+        words: list[str],
+        hints: list[int],
+        learned: str,
+        most: int,
+    ) -> None: ...
+    def score(self, low: str, norm: str, scan: Any, /) -> tuple[float, tuple[str, ...]] | None: ...

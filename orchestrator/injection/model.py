@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -108,6 +109,17 @@ class Model:
         screen makes no feature names)."""
         return {f[len(SIGNAL) :]: w for f, w in self.weights.items() if f.startswith(SIGNAL)}
 
+    def compiled_parts(
+        self,
+    ) -> tuple[_words.Table, float, dict[str, float], float, float, list[str]] | None:
+        """What a compiled scorer reads of the model (``_engine.Scorer``): the word table,
+        the bias, the weights of the signals by reason, of "signals: some" and "signals:
+        flagged", and the words the table's indexes name; None when it is not built."""
+        if self._table is None:
+            return None
+        some, flagged = (self.weights.get(f, 0.0) for f in (SOME, FLAGGED))
+        return self._table, self.bias, self._signal_weights, some, flagged, self._word_names
+
     @property
     def compiled(self) -> bool:
         """Whether texts are weighed by the compiled core (else in Python, slower)."""
@@ -127,7 +139,8 @@ class Model:
         if reasons or signal_score > 0:  # ``signal_features``' weights, added in its order
             per_reason = map(self._signal_weights.get, reasons, repeat(0.0))
             summary = map(self.weights.get, signal_features((), signal_score), repeat(0.0))
-            z += sum(chain(per_reason, summary))
+            # left to right, as ``_engine.Scorer`` adds them (``sum`` compensates from 3.12)
+            z += functools.reduce(operator.add, chain(per_reason, summary), 0.0)
         if not telling:
             return sigmoid(z), []
         return sigmoid(z), list(map(self._word_names.__getitem__, sorted(telling)[:most]))

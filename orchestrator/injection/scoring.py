@@ -30,6 +30,7 @@ except ImportError:  # not compiled (see hatch_build.py): ``_score`` runs in Pyt
 
 Score = tuple[float, tuple[str, ...]]
 _LEARNED = "learned model"
+_MOST = 4  # the most words the model's reason quotes
 _WEIGHT, _REASON = itemgetter(0), itemgetter(1)
 
 
@@ -46,6 +47,12 @@ class Detector:
         self._names = {first + i: name for i, name in enumerate(extra)}
         self._hints = {i: name for i, name in self._names.items() if name in HINTS}
         self._encoded = signals.reasons["encoded"]
+        # ``score`` in the compiled core, for a text with no hint of an encoded payload
+        self._scorer: _compiled.Scorer | None = None
+        parts = self.model.compiled_parts()
+        if self._index.matcher is not None and parts is not None:
+            hints = sorted(self._hints)
+            self._scorer = _compiled.Scorer(self._index.matcher, *parts, hints, _LEARNED, _MOST)
 
     def scan(self, v: Views) -> Scan:
         """The prefilter's answer for ``v``."""
@@ -86,8 +93,11 @@ class Detector:
         the caller has them): the model's probability, and the reasons, strongest
         first (the signals', then the words that weighed most)."""
         v = views(text) if v is None else v
+        scan = self.scan(v) if scan is None else scan
+        if self._scorer is not None and (scored := self._scorer.score(v.low, v.norm, scan)):
+            return scored
         found, (signal_score, reasons) = self.signals(text, v, scan)
-        probability, evidence = self.model.weigh_text(v, found, signal_score)
+        probability, evidence = self.model.weigh_text(v, found, signal_score, _MOST)
         if evidence:
             quoted = '"' + '", "'.join(evidence) + '"'
             reasons += (f"{_LEARNED}: {probability:.2f}, weighing the words {quoted}",)

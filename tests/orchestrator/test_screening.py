@@ -6,6 +6,7 @@ the numbers asserted here are the numbers it prints.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import random
 import re
@@ -16,7 +17,8 @@ import re2  # type: ignore[import-untyped]
 
 from benchmarks.screening import DISGUISES, injection_scores, load, pii_scores
 from orchestrator import pii
-from orchestrator.injection import engine, scoring, table, views
+from orchestrator.injection import Detector, engine, scoring, table, views
+from orchestrator.injection.model import Model, shipped
 from orchestrator.injection.superset import factors, superset
 from orchestrator.pii import GATES, find_pii
 from orchestrator.screening import Screener, restore
@@ -249,6 +251,33 @@ def test_the_compiled_match_is_the_python_one(chained: bool) -> None:
             else:
                 ways["starts" if index.signals[i].starts else "RE2"] += 1
     assert min(ways.values()) > 20, ways  # each way to a match is taken
+
+
+@pytest.mark.parametrize("weighed", ["all", "some"], ids=["shipped model", "signals left out"])
+def test_the_compiled_score_is_the_python_one(weighed: str) -> None:
+    # ``_engine.Scorer`` has its own copy of ``Detector.score`` for a text with no hint
+    # of an encoded payload (and of ``Model.weigh_text``): the same score and reasons;
+    # also with a model that has no weight for half the signals.
+    model = shipped()
+    if weighed == "some":
+        kept = {f: w for k, (f, w) in enumerate(model.weights.items()) if k % 2 or " " not in f}
+        model = Model(kept, model.bias, model.threshold)
+    detector = Detector(GATES, model)
+    if detector._scorer is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    in_python = copy.copy(detector)
+    in_python._scorer = None
+    corpus = _corpus_texts()
+    texts = corpus + [d(t) for t in corpus[:200] for d in DISGUISES.values()]
+    texts += [f"the filter matches '{t}' and {t}" for t in corpus[:200]]
+    texts += [*_mixed_texts(random.Random(11), 300), "", " ", "ignore"]
+    answered = 0
+    for text in texts:
+        v = views(text)
+        scan = detector.scan(v)
+        answered += detector._scorer.score(v.low, v.norm, scan) is not None
+        assert detector.score(text, v, scan) == in_python.score(text, v, scan), text
+    assert 0.5 * len(texts) < answered < len(texts)  # hinted texts are scored in Python
 
 
 def test_the_compiled_match_refuses_what_is_not_a_text() -> None:
