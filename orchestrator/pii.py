@@ -71,7 +71,7 @@ def _prefilter() -> Prefilter:
 
 def _gates(text: str) -> set[str]:
     names = list(GATES)
-    return {names[i] for i in _prefilter().scan(" " + text.lower()).candidates}
+    return {names[i] for i in _prefilter().pick(" " + text.lower()).candidates}
 
 
 # --- email ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     double weight;
@@ -717,6 +718,244 @@ static PyTypeObject ScorerType = {
     .tp_methods = Scorer_methods,
 };
 
+/* ``Prefilter.scan``: which patterns may match a text, from what the RE2 sets found. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n_sets;
+    PyObject **matches;     /* per set: its bound ``Match`` (utf8 -> [match id, ...]) */
+    Py_ssize_t **members;   /* per set: the factor of each match id (-1: the set's ``\z``) */
+    Py_ssize_t *n_members;
+    Py_ssize_t n_factors;
+    Py_ssize_t **alone;     /* per factor: the patterns it alone makes candidates */
+    Py_ssize_t *n_alone;
+    Py_ssize_t **more;      /* per factor: the patterns with more factors, it the least */
+    Py_ssize_t *n_more;
+    Py_ssize_t **needs;     /* per pattern: its factors */
+    Py_ssize_t *n_needs;
+    Py_ssize_t n_patterns;
+    PyObject *scan;         /* ``Scan``: called with (utf8, ascii, candidates, regexes) */
+    PyObject *regexes;
+} Picker;
+
+static void free_rows(Py_ssize_t **rows, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; rows != NULL && k < n; k++) PyMem_Free(rows[k]);
+    PyMem_Free(rows);
+}
+
+static void Picker_clear_fields(Picker *self) {
+    for (Py_ssize_t k = 0; self->matches != NULL && k < self->n_sets; k++)
+        Py_XDECREF(self->matches[k]);
+    PyMem_Free(self->matches);
+    free_rows(self->members, self->n_sets);
+    PyMem_Free(self->n_members);
+    free_rows(self->alone, self->n_factors);
+    PyMem_Free(self->n_alone);
+    free_rows(self->more, self->n_factors);
+    PyMem_Free(self->n_more);
+    free_rows(self->needs, self->n_patterns);
+    PyMem_Free(self->n_needs);
+    Py_CLEAR(self->scan);
+    Py_CLEAR(self->regexes);
+    memset((char *)self + sizeof(PyObject), 0, sizeof(Picker) - sizeof(PyObject));
+}
+
+static void Picker_dealloc(Picker *self) {
+    Picker_clear_fields(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Reads ``rows`` (a list of lists of ints in [low, high)) into C arrays. */
+static int read_rows(PyObject *rows, Py_ssize_t low, Py_ssize_t high, Py_ssize_t ***out,
+                     Py_ssize_t **n_out) {
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    *out = PyMem_Calloc(n + 1, sizeof(Py_ssize_t *));
+    *n_out = PyMem_Calloc(n + 1, sizeof(Py_ssize_t));
+    if (*out == NULL || *n_out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *row = PySequence_Fast(PyList_GET_ITEM(rows, k), "a row is a sequence of ints");
+        if (row == NULL) return -1;
+        Py_ssize_t size = PySequence_Fast_GET_SIZE(row);
+        (*out)[k] = PyMem_Malloc((size + 1) * sizeof(Py_ssize_t));
+        if ((*out)[k] == NULL) {
+            Py_DECREF(row);
+            PyErr_NoMemory();
+            return -1;
+        }
+        (*n_out)[k] = size;
+        for (Py_ssize_t j = 0; j < size; j++) {
+            Py_ssize_t v = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(row, j));
+            if ((v == -1 && PyErr_Occurred()) || v < low || v >= high) {
+                Py_DECREF(row);
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "an index is out of range");
+                return -1;
+            }
+            (*out)[k][j] = v;
+        }
+        Py_DECREF(row);
+    }
+    return 0;
+}
+
+static int Picker_init(Picker *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"sets", "members", "alone", "more", "needs", "scan", "regexes",
+                               NULL};
+    PyObject *sets, *members, *alone, *more, *needs, *scan, *regexes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!O!OO", keywords, &PyList_Type, &sets,
+                                     &PyList_Type, &members, &PyList_Type, &alone, &PyList_Type,
+                                     &more, &PyList_Type, &needs, &scan, &regexes))
+        return -1;
+    Picker_clear_fields(self);
+    Py_ssize_t n_factors = PyList_GET_SIZE(alone), n_patterns = PyList_GET_SIZE(needs);
+    if (PyList_GET_SIZE(members) != PyList_GET_SIZE(sets) || PyList_GET_SIZE(more) != n_factors) {
+        PyErr_SetString(PyExc_ValueError, "members per set, and more per factor");
+        return -1;
+    }
+    self->n_sets = PyList_GET_SIZE(sets);
+    self->matches = PyMem_Calloc(self->n_sets + 1, sizeof(PyObject *));
+    if (self->matches == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < self->n_sets; k++)
+        self->matches[k] = Py_NewRef(PyList_GET_ITEM(sets, k));
+    self->n_factors = n_factors;
+    self->n_patterns = n_patterns;
+    if (read_rows(members, -1, n_factors, &self->members, &self->n_members) < 0 ||
+        read_rows(alone, 0, n_patterns, &self->alone, &self->n_alone) < 0 ||
+        read_rows(more, 0, n_patterns, &self->more, &self->n_more) < 0 ||
+        read_rows(needs, 0, n_factors, &self->needs, &self->n_needs) < 0) {
+        Picker_clear_fields(self);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < self->n_sets; k++) {
+        Py_ssize_t n = self->n_members[k];
+        if (n == 0 || self->members[k][n - 1] != -1) {
+            PyErr_SetString(PyExc_ValueError, "a set's last member is its \\z (-1)");
+            Picker_clear_fields(self);
+            return -1;
+        }
+    }
+    self->scan = Py_NewRef(scan);
+    self->regexes = Py_NewRef(regexes);
+    return 0;
+}
+
+static int by_index(const void *a, const void *b) { return by_offset(a, b); }
+
+/* Appends ``n`` patterns to the growing ``*out``. */
+static int add_all(Py_ssize_t **out, Py_ssize_t *len, Py_ssize_t *cap, const Py_ssize_t *items,
+                   Py_ssize_t n) {
+    if (*len + n > *cap) {
+        Py_ssize_t more = *cap ? *cap : 64;
+        while (more < *len + n) more *= 2;
+        Py_ssize_t *grown = PyMem_Realloc(*out, more * sizeof(Py_ssize_t));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *out = grown;
+        *cap = more;
+    }
+    memcpy(*out + *len, items, n * sizeof(Py_ssize_t));
+    *len += n;
+    return 0;
+}
+
+static PyObject *Picker_pick(Picker *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "pick() takes a str");
+        return NULL;
+    }
+    if (self->scan == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Picker.__init__ was not called");
+        return NULL;
+    }
+    PyObject *utf8 = PyUnicode_AsUTF8String(text), *out = NULL, *list = NULL;
+    unsigned char *have = PyMem_Calloc(self->n_factors + 1, 1);
+    Py_ssize_t *candidates = NULL, n = 0, cap = 0;
+    int any_more = 0;
+    if (utf8 == NULL || have == NULL) {
+        if (have == NULL) PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < self->n_sets; k++) {
+        PyObject *here = PyObject_CallOneArg(self->matches[k], utf8);
+        if (here == NULL) goto done;
+        PyObject *ids = PySequence_Fast(here, "Match() gives a list of ints");
+        Py_DECREF(here);
+        if (ids == NULL) goto done;
+        Py_ssize_t n_ids = PySequence_Fast_GET_SIZE(ids), last = self->n_members[k] - 1;
+        int complete = 0; /* the set's \z was found: else the DFA gave up on this text */
+        for (Py_ssize_t j = 0; j < n_ids && !complete; j++)
+            complete = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(ids, j)) == last;
+        for (Py_ssize_t j = 0; j < (complete ? n_ids : last + 1); j++) {
+            Py_ssize_t id = complete ? PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(ids, j)) : j;
+            if (id < 0 || id > last) {
+                Py_DECREF(ids);
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "Match() gave an unknown id");
+                goto done;
+            }
+            Py_ssize_t factor = self->members[k][id];
+            if (factor < 0) continue; /* the \z */
+            have[factor] = 1;
+            any_more |= self->n_more[factor] > 0;
+            if (add_all(&candidates, &n, &cap, self->alone[factor], self->n_alone[factor]) < 0) {
+                Py_DECREF(ids);
+                goto done;
+            }
+        }
+        Py_DECREF(ids);
+    }
+    /* The patterns with more factors, when all of theirs were found. */
+    for (Py_ssize_t f = 0; any_more && f < self->n_factors; f++) {
+        if (!have[f]) continue;
+        for (Py_ssize_t j = 0; j < self->n_more[f]; j++) {
+            Py_ssize_t i = self->more[f][j], all = 1;
+            for (Py_ssize_t q = 0; q < self->n_needs[i] && all; q++) all = have[self->needs[i][q]];
+            if (all && add_all(&candidates, &n, &cap, &i, 1) < 0) goto done;
+        }
+    }
+    if (n > 1) qsort(candidates, n, sizeof(Py_ssize_t), by_index);
+    list = PyList_New(n);
+    for (Py_ssize_t j = 0; list != NULL && j < n; j++) {
+        PyObject *i = PyLong_FromSsize_t(candidates[j]);
+        if (i == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, j, i);
+    }
+    if (list != NULL) {
+        PyObject *call[] = {utf8, PyUnicode_IS_ASCII(text) ? Py_True : Py_False, list,
+                            self->regexes};
+        out = PyObject_Vectorcall(self->scan, call, 4, NULL);
+    }
+done:
+    Py_XDECREF(utf8);
+    Py_XDECREF(list);
+    PyMem_Free(have);
+    PyMem_Free(candidates);
+    return out;
+}
+
+static PyMethodDef Picker_methods[] = {
+    {"pick", (PyCFunction)Picker_pick, METH_O,
+     "pick(text) -> Scan: the patterns that may match ``text`` (``Prefilter.scan``)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PickerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "orchestrator.injection._engine.Picker",
+    .tp_doc = "The prefilter's candidates, from what its RE2 sets find.",
+    .tp_basicsize = sizeof(Picker),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Picker_init,
+    .tp_dealloc = (destructor)Picker_dealloc,
+    .tp_methods = Picker_methods,
+};
+
 static PyMethodDef Matcher_methods[] = {
     {"match", (PyCFunction)(void (*)(void))Matcher_match, METH_FASTCALL,
      "match(low, norm, scan) -> {reason: (weight, reason quoting the words)}: "
@@ -759,11 +998,14 @@ PyMODINIT_FUNC PyInit__engine(void) {
         !(ellipsis = PyUnicode_FromOrdinal(0x2026)) || !(space = PyUnicode_FromString(" ")) ||
         !(four = PyLong_FromLong(4)))
         return NULL;
-    if (PyType_Ready(&MatcherType) < 0 || PyType_Ready(&ScorerType) < 0) return NULL;
+    if (PyType_Ready(&MatcherType) < 0 || PyType_Ready(&ScorerType) < 0 ||
+        PyType_Ready(&PickerType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Matcher", (PyObject *)&MatcherType) < 0 ||
-        PyModule_AddObjectRef(m, "Scorer", (PyObject *)&ScorerType) < 0) {
+        PyModule_AddObjectRef(m, "Scorer", (PyObject *)&ScorerType) < 0 ||
+        PyModule_AddObjectRef(m, "Picker", (PyObject *)&PickerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -33,3 +33,16 @@ class Scorer:
         most: int,
     ) -> None: ...
     def score(self, low: str, norm: str, scan: Any, /) -> tuple[float, tuple[str, ...]] | None: ...
+
+class Picker:
+    def __init__(
+        self,
+        sets: list[Callable[[bytes], list[int]]],  # each RE2 set's bound ``Match``
+        members: list[list[int]],  # per set: the factor of each match id, -1 last (``\z``)
+        alone: list[list[int]],  # per factor: the patterns it alone makes candidates
+        more: list[list[int]],  # per factor: the patterns with more factors, it the least
+        needs: list[list[int]],  # per pattern: its factors
+        scan: Callable[[bytes, bool, list[int], Any], Any],  # ``Scan``
+        regexes: Any,
+    ) -> None: ...
+    def pick(self, text: str, /) -> Any: ...

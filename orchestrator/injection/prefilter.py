@@ -15,12 +15,17 @@ matches every text goes missing from the answer, and every pattern is reported t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Protocol
 
 import re2  # type: ignore[import-untyped]
 from re2 import _re2
+
+try:
+    from orchestrator.injection import _engine
+except ImportError:  # not compiled (see hatch_build.py): ``scan`` runs in Python
+    _engine = None  # type: ignore[assignment]
 
 _MAX_MEM = 64 << 20
 _SPACE_MARK = "'\\\"`("  # in the class a word-view space becomes (see ``superset``)
@@ -94,9 +99,27 @@ class Prefilter:
         self._sets = [(_compiled([texts[i] for i in g], options), [*g, -1]) for g in groups if g]
         self._alone = [*alone, []]  # by factor, and last (-1) the ``\z`` each set ends with
         self._regexes: list[_Regex] = [_re2.RE2(p.encode(), options) for p in patterns]
+        # ``scan`` itself: in the compiled core when it is built (the same steps)
+        self.pick: Callable[[str], Scan] = self.scan
+        if _engine is not None:
+            self.pick = self._picker([compiled.Match for compiled, _ in self._sets]).pick
+
+    def _picker(self, matches: list[Callable[[bytes], list[int]]]) -> _engine.Picker:
+        """``scan`` in the compiled core, with each set's ``Match``."""
+        factors = range(len(self._alone) - 1)
+        return _engine.Picker(
+            matches,
+            [members for _, members in self._sets],
+            self._alone[:-1],
+            [self._with_more.get(f, []) for f in factors],
+            [sorted(needs) for needs in self._needs],
+            Scan,
+            self._regexes,
+        )
 
     def scan(self, text: str) -> Scan:
-        """Which patterns may match ``text``."""
+        """Which patterns may match ``text`` (in Python: ``pick`` is the same, compiled
+        when the core is built)."""
         utf8 = text.encode()
         found: list[int] = []  # the factors (and -1 for each set's ``\z``)
         for compiled, members in self._sets:

@@ -56,7 +56,7 @@ class Detector:
 
     def scan(self, v: Views) -> Scan:
         """The prefilter's answer for ``v``."""
-        return self._index.prefilter.scan(v.low)
+        return self._index.prefilter.pick(v.low)
 
     def gates(self, scan: Scan) -> set[str]:
         """The names of the gates (and hints) found in a scanned text."""

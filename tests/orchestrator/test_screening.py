@@ -19,6 +19,7 @@ from benchmarks.screening import DISGUISES, injection_scores, load, pii_scores
 from orchestrator import pii
 from orchestrator.injection import Detector, engine, scoring, table, views
 from orchestrator.injection.model import Model, shipped
+from orchestrator.injection.prefilter import _SPACE_MARK, Prefilter, _engine
 from orchestrator.injection.superset import factors, superset
 from orchestrator.pii import GATES, find_pii
 from orchestrator.screening import Screener, restore
@@ -278,6 +279,51 @@ def test_the_compiled_score_is_the_python_one(weighed: str) -> None:
         answered += detector._scorer.score(v.low, v.norm, scan) is not None
         assert detector.score(text, v, scan) == in_python.score(text, v, scan), text
     assert 0.5 * len(texts) < answered < len(texts)  # hinted texts are scored in Python
+
+
+def test_the_compiled_prefilter_is_the_python_one() -> None:
+    prefilter = Detector(GATES)._index.prefilter
+    if prefilter.pick == prefilter.scan:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    corpus = _corpus_texts()
+    texts = corpus + [d(t) for t in corpus[:200] for d in DISGUISES.values()]
+    texts += [*_mixed_texts(random.Random(13), 300), "", " "]
+    for low in (views(t).low for t in texts):
+        picked, scanned = prefilter.pick(low), prefilter.scan(low)
+        assert picked.candidates == scanned.candidates, low
+        assert (picked._utf8, picked._ascii) == (scanned._utf8, scanned._ascii)
+
+
+def test_a_set_whose_dfa_gave_up_makes_every_pattern_of_it_a_candidate() -> None:
+    # RE2 reports no match for a pattern when its DFA runs out of memory; a set's last
+    # pattern (``\z``) matches every text, so its absence says so, and then every
+    # pattern with a factor in that set is a candidate. No real text makes the DFA give
+    # up at this budget, so the sets are made to answer as if it had.
+    quoted = f"[\\s{_SPACE_MARK}]quoted"  # a word-view factor: in a set of their own
+    patterns = ["abc", "x[0-9]+y", quoted, "never"]
+    prefilter = Prefilter(patterns, [["abc"], ["x", "y"], [quoted], ["never"]])
+    assert prefilter.scan("abc x1y").candidates == [0, 1]
+    assert prefilter.scan("abc 'quoted").candidates == [0, 2]
+    other_set, word_set = prefilter._sets
+
+    def gave_up(text: bytes) -> list[int]:
+        return []
+
+    prefilter._sets = [(_Answers(gave_up), other_set[1]), word_set]
+    assert prefilter.scan("abc").candidates == [0, 1, 3]
+    if _engine is not None:
+        both = [other_set[0].Match, word_set[0].Match]
+        assert prefilter._picker(both).pick("abc 'quoted").candidates == [0, 2]
+        assert prefilter._picker([gave_up, both[1]]).pick("abc").candidates == [0, 1, 3]
+        assert prefilter._picker([both[0], gave_up]).pick("abc").candidates == [0, 2]
+        assert prefilter._picker([gave_up, gave_up]).pick("").candidates == [0, 1, 2, 3]
+
+
+class _Answers:
+    """A stand-in for an ``RE2::Set`` whose ``Match`` is ``answer``."""
+
+    def __init__(self, answer: Callable[[bytes], list[int]]) -> None:
+        self.Match = answer
 
 
 def test_the_compiled_match_refuses_what_is_not_a_text() -> None:
