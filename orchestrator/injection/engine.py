@@ -3,7 +3,9 @@
 One pass over the word view's tokens (``wordseq``) says which word signals may match
 and where they may start; one RE2 pass over the lowered text (``prefilter``) says the
 same of the raw signals. Only those are run with ``re``, and only there, so a benign
-text usually runs no ``re`` pattern at all, however many signals there are.
+text usually runs no ``re`` pattern at all, however many signals there are. The loops
+around those ``re`` calls run in the compiled core (``_engine.c``) when it is built;
+``match_in_python`` is the reference it is held to.
 """
 
 from __future__ import annotations

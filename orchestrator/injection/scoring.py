@@ -94,8 +94,9 @@ class Detector:
         first (the signals', then the words that weighed most)."""
         v = views(text) if v is None else v
         scan = self.scan(v) if scan is None else scan
-        if self._scorer is not None and (scored := self._scorer.score(v.low, v.norm, scan)):
-            return scored
+        scorer = self._scorer
+        if scorer is not None and (scored := scorer.score(v.low, v.norm, scan)) is not None:
+            return scored  # in C: the same as below (``Model.weigh_text`` included)
         found, (signal_score, reasons) = self.signals(text, v, scan)
         probability, evidence = self.model.weigh_text(v, found, signal_score, _MOST)
         if evidence:
