@@ -11,8 +11,11 @@
  *
  * ``Matcher.match(low, norm, scan)`` is ``engine.match``, and ``score(found)`` is
  * ``scoring._score``: the same loops, with the same ``re`` patterns, and no Python frame
- * between them. ``engine`` keeps both in Python as the reference, and the tests hold
- * the two to each other on every corpus text.
+ * between them. ``Scorer.score(low, norm, scan)`` is ``Detector.score`` (``Model.
+ * weigh_text`` included) for a text with no hint of an encoded payload, and
+ * ``Picker.pick(text)`` is ``Prefilter.scan`` after its RE2 sets have matched. The
+ * Python modules keep each in Python as the reference (and the fallback without a
+ * compiler), and the tests hold the two to each other on every corpus text.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -196,6 +199,7 @@ static int signal_at(Matcher *self, Signal *s, PyObject *low, PyObject *text, Py
     return (*end = match_end(m)) < 0 ? -1 : 1;
 }
 
+/* Ascending ``Py_ssize_t``s (offsets, indexes) for ``qsort``. */
 static int by_offset(const void *a, const void *b) {
     Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
     return (x > y) - (x < y);
@@ -843,8 +847,6 @@ static int Picker_init(Picker *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-static int by_index(const void *a, const void *b) { return by_offset(a, b); }
-
 /* Appends ``n`` patterns to the growing ``*out``. */
 static int add_all(Py_ssize_t **out, Py_ssize_t *len, Py_ssize_t *cap, const Py_ssize_t *items,
                    Py_ssize_t n) {
@@ -918,7 +920,7 @@ static PyObject *Picker_pick(Picker *self, PyObject *text) {
             if (all && add_all(&candidates, &n, &cap, &i, 1) < 0) goto done;
         }
     }
-    if (n > 1) qsort(candidates, n, sizeof(Py_ssize_t), by_index);
+    if (n > 1) qsort(candidates, n, sizeof(Py_ssize_t), by_offset);
     list = PyList_New(n);
     for (Py_ssize_t j = 0; list != NULL && j < n; j++) {
         PyObject *i = PyLong_FromSsize_t(candidates[j]);
