@@ -15,8 +15,9 @@
  * bare phone (8, 10 or 12) or trunk phone (9+), so it is read only when it starts
  * with ``+`` (an international phone) or has three dots (an IPv4 address); of 8 and
  * 10 characters, only in a bare phone's forms or a trunk phone's (``free_worth``). Glued to
- * letters, a run is an IBAN only after two letters, a NINO or a DNI/NIE only when it
- * has 6 to 8 characters. The tests hold ``numbers`` with and without this to the same
+ * letters, a run is an IBAN only right after two ASCII letters, a NINO only with a
+ * letter A to D just after it, a DNI/NIE only as 7 or 8 digits and one letter
+ * (``lettered_worth``). The tests hold ``numbers`` with and without this to the same
  * findings.
  */
 
@@ -87,13 +88,45 @@ static int free_worth(int kind, const void *data, Py_ssize_t start, Py_ssize_t e
     return 0;
 }
 
+static inline int ascii_letter(Py_UCS4 c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+
+/* Whether ``_lettered`` may find something in the run text[start:end] glued to letters:
+ * - an IBAN (``_iban``) starts with two ASCII letters (``[A-Za-z]{2}``) right before the
+ *   run, with no letter or digit before them;
+ * - a NINO ends in a letter A to D (or, to be safe, a character past ASCII) at most two
+ *   characters after the run (its letters are before the run, its digits in it, so
+ *   that letter is in the three characters after it ``_NINO`` is run on), and the run
+ *   has 6 or 8 characters;
+ * - a DNI or NIE is the run of 7 or 8 digits, then one letter and no letter or digit. */
+static int lettered_worth(int kind, const void *data, Py_ssize_t n, Py_ssize_t start,
+                          Py_ssize_t end) {
+    Py_ssize_t size = end - start;
+    if (start >= 2 && ascii_letter(PyUnicode_READ(kind, data, start - 2)) &&
+        ascii_letter(PyUnicode_READ(kind, data, start - 1)) &&
+        (start == 2 || !Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, start - 3))))
+        return 1;
+    if ((size == 6 || size == 8) && start >= 2)
+        for (Py_ssize_t k = end; k < n && k < end + 3; k++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, k);
+            if (c >= 128 || ((c | 0x20) >= 'a' && (c | 0x20) <= 'd')) return 1;
+        }
+    if ((size == 7 || size == 8) && end < n && Py_UNICODE_ISALPHA(PyUnicode_READ(kind, data, end)) &&
+        !(end + 1 < n && Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, end + 1)))) {
+        for (Py_ssize_t k = start; k < end; k++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, k);
+            if (c < '0' || c > '9') return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 /* What of ``_lettered`` and ``_classify`` may find something in the run
  * text[start:end] (``numbers`` chose ``chosen`` of them). */
-static int worth(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, int chosen) {
-    Py_ssize_t size = end - start;
+static int worth(int kind, const void *data, Py_ssize_t n, Py_ssize_t start, Py_ssize_t end,
+                 int chosen) {
     int what = 0;
-    if (chosen & LETTERED && (letters_before(kind, data, start) || (size >= 6 && size <= 8)))
-        what |= LETTERED;
+    if (chosen & LETTERED && lettered_worth(kind, data, n, start, end)) what |= LETTERED;
     if (chosen & FREE && free_worth(kind, data, start, end)) what |= FREE;
     return what;
 }
@@ -117,7 +150,7 @@ static int place_run(PyObject *out, int kind, const void *data, Py_ssize_t n, Py
         chosen = LETTERED | FREE; /* "CE 12 34 56 D" */
     else
         chosen = FREE;
-    int what = worth(kind, data, start, end, chosen);
+    int what = worth(kind, data, n, start, end, chosen);
     return what ? append(out, start, end, what) : 0;
 }
 

@@ -18,6 +18,7 @@ _PIECES = [
     *"abcxyz_$#",
     "\u00e9",  # a letter past ASCII
     "\u0131",  # dotless i: a letter whose capital is ASCII
+    "\u017f",  # long s: another, whose capital is "S" (as in "SE", a country)
     "\u0663",  # an Arabic-Indic digit: a digit to ``isdigit``, no digit to the shape
     "\u00b2",  # superscript two: ``isalnum``, not ``isalpha``
     "\U0001f600",  # a character four bytes wide
@@ -29,6 +30,9 @@ _PIECES = [
     "DE89 3704 0044 0532 0130 00",
     "JT 98 76 54 A",
     "JT ",
+    "jt 98 76 54 d",
+    "AB12 34 56 C",
+    "1234567Z",
     "987654",
     " A",
     "12345678Z",
