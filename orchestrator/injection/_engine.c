@@ -503,9 +503,10 @@ done:
     return out;
 }
 
-/* ``Detector.score`` for a text whose scan found no hint of an encoded payload: the
- * signals matched and scored, and the model's probability from the words (weighed by
- * ``table``, a ``_words.Table``) and those signals, with its reasons. */
+/* ``Detector.score``: the signals matched (with what a payload hidden in the text
+ * adds, when the scan found a hint of one: ``hidden`` decodes it, in Python) and
+ * scored, and the model's probability from the words (weighed by ``table``, a
+ * ``_words.Table``) and those signals, with its reasons. */
 typedef struct {
     PyObject_HEAD
     Matcher *matcher;
@@ -518,6 +519,8 @@ typedef struct {
     Py_ssize_t n_hint;
     PyObject *learned;        /* what the model's reason starts with */
     Py_ssize_t most;          /* the most words quoted as evidence */
+    PyObject *hidden;  /* hidden(text, low, [hint, ...]) -> (weight, reason) or None */
+    PyObject *encoded; /* the reason a hidden payload is found under */
 } Scorer;
 
 static void Scorer_clear_fields(Scorer *self) {
@@ -526,6 +529,8 @@ static void Scorer_clear_fields(Scorer *self) {
     Py_CLEAR(self->signal_weights);
     Py_CLEAR(self->word_names);
     Py_CLEAR(self->learned);
+    Py_CLEAR(self->hidden);
+    Py_CLEAR(self->encoded);
     PyMem_Free(self->is_hint);
     self->is_hint = NULL;
     self->n_hint = 0;
@@ -539,17 +544,21 @@ static void Scorer_dealloc(Scorer *self) {
 static PyTypeObject MatcherType;
 
 static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"matcher", "table",  "bias",    "signal_weights", "some",
-                               "flagged", "words",  "hints",   "learned",        "most",
-                               NULL};
-    PyObject *matcher, *table, *signal_weights, *word_names, *hints, *learned;
+    static char *keywords[] = {"matcher", "table", "bias",    "signal_weights", "some",
+                               "flagged", "words", "hints",   "learned",        "most",
+                               "hidden",  "encoded", NULL};
+    PyObject *matcher, *table, *signal_weights, *word_names, *hints, *learned, *hidden, *encoded;
     double bias, some, flagged;
     Py_ssize_t most;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OdO!ddO!O!Un", keywords, &MatcherType,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OdO!ddO!O!UnOU", keywords, &MatcherType,
                                      &matcher, &table, &bias, &PyDict_Type, &signal_weights,
                                      &some, &flagged, &PyList_Type, &word_names, &PyList_Type,
-                                     &hints, &learned, &most))
+                                     &hints, &learned, &most, &hidden, &encoded))
         return -1;
+    if (!PyCallable_Check(hidden)) {
+        PyErr_SetString(PyExc_TypeError, "hidden must be callable");
+        return -1;
+    }
     Scorer_clear_fields(self);
     Py_ssize_t n_hint = 0;
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(hints); k++) {
@@ -573,6 +582,8 @@ static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwds) {
     self->signal_weights = Py_NewRef(signal_weights);
     self->word_names = Py_NewRef(word_names);
     self->learned = Py_NewRef(learned);
+    self->hidden = Py_NewRef(hidden);
+    self->encoded = Py_NewRef(encoded);
     self->bias = bias;
     self->some = some;
     self->flagged = flagged;
@@ -639,12 +650,45 @@ static PyObject *learned_reason(Scorer *self, double probability, PyObject *tell
     return out;
 }
 
-/* ``Scorer.score(low, norm, scan)``: ``(score, reasons)``, as ``Detector.score`` gives
- * them; None when the scan found a hint of an encoded payload (``Detector`` decodes it
- * in Python). */
+/* What a payload hidden in the text adds to ``found`` (``hidden`` decodes it), when
+ * the scan found a hint of one among ``candidates``. */
+static int add_hidden(Scorer *self, PyObject *found, PyObject *text, PyObject *low,
+                      PyObject *candidates) {
+    PyObject *hinted = NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(candidates); k++) {
+        PyObject *item = PyList_GET_ITEM(candidates, k);
+        Py_ssize_t c = PyLong_AsSsize_t(item);
+        if (c == -1 && PyErr_Occurred()) goto fail;
+        if (c < 0 || c >= self->n_hint || !self->is_hint[c]) continue;
+        if (hinted == NULL && (hinted = PyList_New(0)) == NULL) return -1;
+        if (PyList_Append(hinted, item) < 0) goto fail;
+    }
+    if (hinted == NULL) return 0;
+    PyObject *added = PyObject_CallFunctionObjArgs(self->hidden, text, low, hinted, NULL);
+    Py_DECREF(hinted);
+    if (added == NULL) return -1;
+    int failed = 0;
+    if (added != Py_None) {
+        if (!PyTuple_Check(added) || PyTuple_GET_SIZE(added) != 2) {
+            PyErr_SetString(PyExc_TypeError, "hidden() gives (weight, reason) or None");
+            failed = -1;
+        } else {
+            failed = PyDict_SetItem(found, self->encoded, added);
+        }
+    }
+    Py_DECREF(added);
+    return failed;
+fail:
+    Py_XDECREF(hinted);
+    return -1;
+}
+
+/* ``Scorer.score(low, norm, scan, text)``: ``(score, reasons)``, as ``Detector.score``
+ * gives them. */
 static PyObject *Scorer_score(Scorer *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "score(low, norm, scan): two str and a Scan");
+    if (nargs != 4 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1]) ||
+        !PyUnicode_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "score(low, norm, scan, text): two str, a Scan, a str");
         return NULL;
     }
     if (self->matcher == NULL) {
@@ -653,14 +697,9 @@ static PyObject *Scorer_score(Scorer *self, PyObject *const *args, Py_ssize_t na
     }
     PyObject *candidates = candidates_of(args[2]);
     if (candidates == NULL) return NULL;
-    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(candidates); k++) {
-        Py_ssize_t c = PyLong_AsSsize_t(PyList_GET_ITEM(candidates, k));
-        if (c >= 0 && c < self->n_hint && self->is_hint[c]) {
-            Py_DECREF(candidates);
-            Py_RETURN_NONE;
-        }
-    }
     PyObject *found = match(self->matcher, args[0], args[1], args[2], candidates);
+    if (found != NULL && add_hidden(self, found, args[3], args[0], candidates) < 0)
+        Py_CLEAR(found);
     Py_DECREF(candidates);
     if (found == NULL) return NULL;
     PyObject *signals = score(NULL, found), *weighed = NULL, *out = NULL, *reasons;
@@ -705,8 +744,7 @@ done:
 
 static PyMethodDef Scorer_methods[] = {
     {"score", (PyCFunction)(void (*)(void))Scorer_score, METH_FASTCALL,
-     "score(low, norm, scan) -> (score, reasons), or None when a hint of an encoded "
-     "payload was found"},
+     "score(low, norm, scan, text) -> (score, reasons)"},
     {NULL, NULL, 0, NULL},
 };
 

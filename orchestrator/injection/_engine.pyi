@@ -31,8 +31,13 @@ class Scorer:
         hints: list[int],
         learned: str,
         most: int,
+        # (text, low, hints found) -> what a hidden payload adds under ``encoded``, or None
+        hidden: Callable[[str, str, list[int]], tuple[float, str] | None],
+        encoded: str,
     ) -> None: ...
-    def score(self, low: str, norm: str, scan: Any, /) -> tuple[float, tuple[str, ...]] | None: ...
+    def score(
+        self, low: str, norm: str, scan: Any, text: str, /
+    ) -> tuple[float, tuple[str, ...]]: ...
 
 class Picker:
     def __init__(

@@ -14,7 +14,7 @@ PII families that way, so a screen reads each text once for both.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 
 from orchestrator.injection import engine, table
@@ -47,12 +47,16 @@ class Detector:
         self._names = {first + i: name for i, name in enumerate(extra)}
         self._hints = {i: name for i, name in self._names.items() if name in HINTS}
         self._encoded = signals.reasons["encoded"]
-        # ``score`` in the compiled core, for a text with no hint of an encoded payload
+        # (not a bound method: the compiled scorer holds it, and cannot be collected)
+        self._hidden = functools.partial(_hidden, self._index, self._hints, self._encoded)
+        # ``score`` in the compiled core, when it is built (decoding stays in Python)
         self._scorer: _compiled.Scorer | None = None
         parts = self.model.compiled_parts()
         if self._index.matcher is not None and parts is not None:
             hints = sorted(self._hints)
-            self._scorer = _compiled.Scorer(self._index.matcher, *parts, hints, _LEARNED, _MOST)
+            self._scorer = _compiled.Scorer(
+                self._index.matcher, *parts, hints, _LEARNED, _MOST, self._hidden, self._encoded
+            )
 
     def scan(self, v: Views) -> Scan:
         """The prefilter's answer for ``v``."""
@@ -70,13 +74,9 @@ class Detector:
         v = views(text) if v is None else v
         scan = self.scan(v) if scan is None else scan
         found = engine.match(v, self._index, scan)
-        hints = set(map(self._hints.__getitem__, self._hints.keys() & scan.candidates))
-        for hidden in decoded(text, v.low, hints) if hints else ():
-            hidden_views = views(hidden)
-            hidden_found = engine.match(hidden_views, self._index, self.scan(hidden_views))
-            score, reasons = _score(hidden_found)
-            if score >= 0.5:
-                found[self._encoded] = (max(0.6, score), f"{self._encoded}: {reasons[0]}")
+        hinted = self._hints.keys() & scan.candidates
+        if hinted and (hidden := self._hidden(text, v.low, hinted)) is not None:
+            found[self._encoded] = hidden
         return found, _score(found)
 
     def features(
@@ -94,15 +94,35 @@ class Detector:
         first (the signals', then the words that weighed most)."""
         v = views(text) if v is None else v
         scan = self.scan(v) if scan is None else scan
-        scorer = self._scorer
-        if scorer is not None and (scored := scorer.score(v.low, v.norm, scan)) is not None:
-            return scored  # in C: the same as below (``Model.weigh_text`` included)
+        if self._scorer is not None:  # in C: the same as below (``weigh_text`` included)
+            return self._scorer.score(v.low, v.norm, scan, text)
         found, (signal_score, reasons) = self.signals(text, v, scan)
         probability, evidence = self.model.weigh_text(v, found, signal_score, _MOST)
         if evidence:
             quoted = '"' + '", "'.join(evidence) + '"'
             reasons += (f"{_LEARNED}: {probability:.2f}, weighing the words {quoted}",)
         return round(probability, 4), reasons
+
+
+def _hidden(
+    index: engine.Index,
+    hints: Mapping[int, str],
+    encoded: str,
+    text: str,
+    low: str,
+    hinted: Iterable[int],
+) -> tuple[float, str] | None:
+    """The signal ``encoded`` for a payload hidden in ``text`` (lowered: ``low``) that
+    scores as an injection (the last one, if several do), or None; ``hinted``: the
+    prefilter's hints (by index in ``hints``) the text has."""
+    out = None
+    for hidden in decoded(text, low, {hints[i] for i in hinted}):
+        hidden_views = views(hidden)
+        scan = index.prefilter.pick(hidden_views.low)
+        score, reasons = _score(engine.match(hidden_views, index, scan))
+        if score >= 0.5:
+            out = (max(0.6, score), f"{encoded}: {reasons[0]}")
+    return out
 
 
 @functools.cache

@@ -256,9 +256,9 @@ def test_the_compiled_match_is_the_python_one(chained: bool) -> None:
 
 @pytest.mark.parametrize("weighed", ["all", "some"], ids=["shipped model", "signals left out"])
 def test_the_compiled_score_is_the_python_one(weighed: str) -> None:
-    # ``_engine.Scorer`` has its own copy of ``Detector.score`` for a text with no hint
-    # of an encoded payload (and of ``Model.weigh_text``): the same score and reasons;
-    # also with a model that has no weight for half the signals.
+    # ``_engine.Scorer`` has its own copy of ``Detector.score`` (and of
+    # ``Model.weigh_text``), a hidden payload decoded in Python: the same score and
+    # reasons; also with a model that has no weight for half the signals.
     model = shipped()
     if weighed == "some":
         kept = {f: w for k, (f, w) in enumerate(model.weights.items()) if k % 2 or " " not in f}
@@ -272,13 +272,16 @@ def test_the_compiled_score_is_the_python_one(weighed: str) -> None:
     texts = corpus + [d(t) for t in corpus[:200] for d in DISGUISES.values()]
     texts += [f"the filter matches '{t}' and {t}" for t in corpus[:200]]
     texts += [*_mixed_texts(random.Random(11), 300), "", " ", "ignore"]
-    answered = 0
+    hinted = hidden = 0
     for text in texts:
         v = views(text)
         scan = detector.scan(v)
-        answered += detector._scorer.score(v.low, v.norm, scan) is not None
-        assert detector.score(text, v, scan) == in_python.score(text, v, scan), text
-    assert 0.5 * len(texts) < answered < len(texts)  # hinted texts are scored in Python
+        scored = in_python.score(text, v, scan)
+        assert detector.score(text, v, scan) == scored, text
+        assert detector._scorer.score(v.low, v.norm, scan, text) == scored, text
+        hinted += not detector._hints.keys().isdisjoint(scan.candidates)
+        hidden += any(r.startswith(detector._encoded + ":") for r in scored[1])
+    assert hinted > 100 and hidden > 10  # texts with payloads to decode, some injections
 
 
 def test_the_compiled_prefilter_is_the_python_one() -> None:
