@@ -11,9 +11,10 @@
  *
  * ``Matcher.match(low, norm, scan)`` is ``engine.match``, and ``score(found)`` is
  * ``scoring._score``: the same loops, with the same ``re`` patterns, and no Python frame
- * between them. ``Scorer.score(low, norm, scan)`` is ``Detector.score`` (``Model.
- * weigh_text`` included) for a text with no hint of an encoded payload, and
- * ``Picker.pick(text)`` is ``Prefilter.scan`` after its RE2 sets have matched. The
+ * between them. ``Scorer.score(low, norm, scan, text)`` is ``Detector.score``
+ * (``Model.weigh_text`` included; a payload hidden in the text is decoded by a call
+ * back into Python), and ``Picker.pick(text)`` is ``Prefilter.scan`` after its RE2
+ * sets have matched. The
  * Python modules keep each in Python as the reference (and the fallback without a
  * compiler), and the tests hold the two to each other on every corpus text.
  */
