@@ -6,9 +6,10 @@
  * them: ``nodes[w]`` is ``(parent, gap, same, [cond, ...])``, a word (any of those
  * conds) after word ``parent`` (-1: a chain's first word) at most ``gap`` tokens
  * later, in the same token as it when ``same``; ``chains[k]`` is ``(signal, last,
- * first, span, lead, alternative)``: its last and first words (nodes), the most
- * tokens from the first to the last (``span``) and before the first (``lead``), and
- * which top-level alternative of its signal it reads.
+ * first, span, lead, alternative, anchor)``: its last and first words (nodes), the most
+ * tokens from the first to the last (``span``) and before the first (``lead``), which
+ * top-level alternative of its signal it reads, and the word of it (a node on its
+ * path) that a text is least likely to have.
  *
  * ``scan(norm)`` splits the text into tokens (runs of characters that are not
  * whitespace, as ``str.split`` sees it). Unless a token's first two characters start no
@@ -17,14 +18,14 @@
  * character of it where some inside cond starts, as an inside cond (a filter of the
  * lengths conds have after each two characters, and one of the hashes, keep most of
  * those lookups off the table). A short ASCII token's conds are kept across scans
- * (``Memo``): a token seen before costs one lookup. The conds a token takes move every
- * word that takes them on, in order: a first word always, a later one once the word
- * before it is reached (only then is it put on its conds' lists, so a common word costs
- * nothing for the chains not yet up to it). Per word it keeps the latest token the
- * chain up to that word ended at (the best one for the gaps still to come), and the one
- * before it (for a word after it taken by the same token, when that word may not take
- * the same token). It returns ``[(signal, alternatives, [place, ...]), ...]`` for the
- * signals with a chain found, in signal order: ``alternatives`` has bit n for each
+ * (``Memo``): a token seen before costs one lookup. That pass lists, per cond, the
+ * tokens that took it (its postings, in order). Only the chains whose anchor some token
+ * took, and whose every word some token took, are then worked out, word by word from
+ * the first, each word once however many chains share it: the tokens where the chain
+ * up to a word ends are those its conds took at most ``gap`` tokens after one where the
+ * chain up to its parent ends (after it, or at the same token when ``same``), a merge
+ * of two sorted lists. It returns ``[(signal, alternatives, [place, ...]), ...]`` for
+ * the signals with a chain found, in signal order: ``alternatives`` has bit n for each
  * top-level alternative n (bit 63 for any later one) with a chain found; the places
  * (sorted) are the whitespace right before each token a found chain's first word was at
  * (when the chain was found ending at most its span of tokens later), or up to ``lead``
@@ -68,12 +69,6 @@ typedef struct {
     int32_t gap;    /* the most tokens from the word before's token */
     uint8_t same;   /* it may take the token the word before took */
 } Node;
-
-typedef struct {
-    int32_t latest;   /* the latest token the chain up to this word ended at */
-    int32_t previous; /* the one before it, or -1: a token can take a word of a chain
-                         and the word before (``log*``, ``logs*``) */
-} Progress;
 
 /* A filter in front of the slots, small enough to stay in the first-level cache: bit
  * ``key >> 49`` of every cond's key is set, so most texts that are no cond are told
@@ -119,49 +114,47 @@ typedef struct {
     Py_UCS4 **texts; /* per cond */
     Py_ssize_t *lengths;
     uint8_t *kinds;
-    uint8_t *has_same; /* per cond: some word that takes it may take the token before's */
     Starts starts;     /* of the prefix and exact conds */
     Starts inside;     /* of the inside conds */
     Py_ssize_t n_conds;
-    Py_ssize_t *root_start; /* per cond: the first words that take it, roots[..] */
-    int32_t *roots;
     /* per node (word) */
     Py_ssize_t n_nodes;
     Node *nodes;
-    Py_ssize_t *next_start; /* per node: (cond, node) of the words after it, next[..] */
-    int32_t (*next)[2];
-    Py_ssize_t *end_start;  /* per node: the chains it is the last word of, ends_of[..] */
-    int32_t *ends_of;
-    Py_ssize_t *from_start; /* per node: the chains it is the first word of, from[..] */
-    int32_t *from;
+    Py_ssize_t *cond_start; /* per node: the conds it takes, conds_of[..] */
+    int32_t *conds_of;
     /* per chain */
     Py_ssize_t n_chains;
     int32_t *signal, *lead, *span; /* span: the most tokens from the first word to the last */
     int32_t *alternative;          /* which top-level alternative of its signal it reads */
-    int32_t *first;                /* its first word */
+    int32_t *first, *last;         /* its first and last words */
+    Py_ssize_t *anchor_start; /* per cond: the chains anchored by a word that takes it */
+    int32_t *anchored;
     int32_t n_signals;             /* 1 + the highest signal */
     uint64_t *masks;               /* per signal, per scan: the alternatives found */
     /* per scan */
-    Progress *progress; /* per node */
-    uint64_t *reached;  /* bit per node: the chain up to it ended somewhere */
-    uint64_t *rooted;   /* bit per node: a chain it is the first word of was found */
-    unsigned char *found;
     Py_ssize_t *tokens; /* where each token starts */
     Token *read;        /* the rest of what the first pass read of each */
     Py_ssize_t tokens_cap;
-    /* A word after the first is looked at only once the word before is reached: it is
-     * then put on its conds' lists of ``active`` ones (linked in ``pool``). */
-    int32_t *active;    /* per cond: the latest node put on its list, or -1 */
-    int32_t (*pool)[2]; /* (node, the one put on the list before it, or -1) */
-    Py_ssize_t pool_len, pool_cap;
-    int32_t *touched;   /* the conds with a list */
-    Py_ssize_t touched_len;
-    Py_ssize_t (*history)[2]; /* (cond, token): a first word's cond taken by a token */
-    Py_ssize_t history_len, history_cap;
-    Py_ssize_t (*ends)[2]; /* (chain, token): a chain found, ending at that token */
-    Py_ssize_t ends_len, ends_cap;
     int32_t *hits; /* the conds the token being read takes */
     Py_ssize_t hits_len, hits_cap;
+    /* Per cond: how many tokens took it, where its postings begin in ``pool``, and the
+     * latest token that took it (-1: none yet); ``touched``: the conds some token took. */
+    int32_t *taken, *posted, *latest;
+    int32_t *touched;
+    Py_ssize_t touched_len;
+    int32_t (*took)[2]; /* (cond, token), in token order: the postings, unsorted */
+    Py_ssize_t took_len, took_cap;
+    /* Token lists: the postings, then each word's tokens (where the chain up to it
+     * ends), from ``at[w]``, ``count[w]`` of them, when ``seen[w]`` is this scan's. */
+    int32_t *pool;
+    Py_ssize_t pool_len, pool_cap;
+    int32_t *at, *count;
+    uint32_t *seen;
+    uint32_t *lived; /* per node: this scan's epoch once ``alive`` says whether some */
+    uint8_t *alive;  /* token took one of its conds */
+    uint32_t epoch;
+    uint32_t *done;   /* per chain: this scan's epoch once it was looked at */
+    int32_t *found;   /* the chains found */
     Memo *memo; /* MEMO_SLOTS: the conds short ASCII tokens took, kept across scans (or
                    NULL: too many conds to keep in 16 bits) */
     void *memo_block; /* what ``memo`` was cut from (aligned to 64 bytes in it) */
@@ -171,14 +164,14 @@ static void Scanner_free(Scanner *self) {
     if (self->texts != NULL)
         for (Py_ssize_t c = 0; c < self->n_conds; c++) PyMem_Free(self->texts[c]);
     void *owned[] = {
-        self->texts,      self->lengths,    self->kinds,      self->has_same,
-        self->slots,      self->root_start, self->roots,      self->nodes,
-        self->next_start, self->next,       self->end_start,  self->ends_of,
-        self->from_start, self->from,       self->signal,     self->lead,
-        self->span,       self->alternative, self->first,     self->rooted,
-        self->masks,      self->progress,   self->reached,    self->found,
-        self->tokens,     self->read,       self->active,     self->pool,
-        self->touched,    self->history,    self->ends,       self->hits,
+        self->texts,      self->lengths,    self->kinds,      self->slots,
+        self->nodes,      self->cond_start, self->conds_of,   self->signal,
+        self->lead,       self->span,       self->alternative, self->first,
+        self->last,       self->anchor_start, self->anchored, self->masks,
+        self->tokens,     self->read,       self->hits,       self->taken,
+        self->posted,     self->latest,     self->touched,    self->took,
+        self->pool,       self->at,         self->count,      self->seen,
+        self->done,       self->found,      self->lived,      self->alive,
         self->memo_block,
     };
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) PyMem_Free(owned[k]);
@@ -233,23 +226,24 @@ static int read_conds(Scanner *self, PyObject *conds) {
     self->texts = PyMem_Calloc(n_conds + 1, sizeof(Py_UCS4 *));
     self->lengths = PyMem_Calloc(n_conds + 1, sizeof(Py_ssize_t));
     self->kinds = PyMem_Calloc(n_conds + 1, 1);
-    self->has_same = PyMem_Calloc(n_conds + 1, 1);
-    self->active = PyMem_Malloc((n_conds + 1) * sizeof(int32_t));
+    self->taken = PyMem_Calloc(n_conds + 1, sizeof(int32_t));
+    self->posted = PyMem_Calloc(n_conds + 1, sizeof(int32_t));
+    self->latest = PyMem_Malloc((n_conds + 1) * sizeof(int32_t));
     self->touched = PyMem_Calloc(n_conds + 1, sizeof(int32_t));
     if (n_conds <= INT16_MAX) {
         self->memo_block = PyMem_Calloc(MEMO_SLOTS + 2, sizeof(Memo));
         if (self->memo_block)
             self->memo = (Memo *)(((uintptr_t)self->memo_block + 63) & ~(uintptr_t)63);
     }
-    if (!self->slots || !self->texts || !self->lengths || !self->kinds || !self->has_same ||
-        !self->active || !self->touched || (n_conds <= INT16_MAX && !self->memo)) {
+    if (!self->slots || !self->texts || !self->lengths || !self->kinds || !self->taken ||
+        !self->posted || !self->latest || !self->touched || (n_conds <= INT16_MAX && !self->memo)) {
         PyErr_NoMemory();
         return -1;
     }
     self->mask = size - 1;
     self->n_conds = n_conds;
     for (Py_ssize_t c = 0; c < n_conds; c++) {
-        self->active[c] = -1;
+        self->latest[c] = -1;
         PyObject *text;
         int cond_kind;
         if (!PyArg_ParseTuple(PyList_GET_ITEM(conds, c), "Ui", &text, &cond_kind)) return -1;
@@ -310,6 +304,13 @@ static Py_ssize_t *offsets(Py_ssize_t *start, Py_ssize_t n) {
     return cursor;
 }
 
+/* Whether word ``w`` is ``last`` or one of the words before it. */
+static int on_path(Scanner *self, int32_t last, int32_t w) {
+    for (int32_t at = last; at >= 0; at = self->nodes[at].parent)
+        if (at == w) return 1;
+    return 0;
+}
+
 /* Reads the words (nodes) and the chains. */
 static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
     Py_ssize_t n = PyList_GET_SIZE(nodes), n_conds = self->n_conds;
@@ -317,30 +318,32 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
     self->n_nodes = n;
     self->n_chains = n_chains;
     self->nodes = PyMem_Calloc(n + 1, sizeof(Node));
-    self->root_start = PyMem_Calloc(n_conds + 2, sizeof(Py_ssize_t));
-    self->next_start = PyMem_Calloc(n + 2, sizeof(Py_ssize_t));
-    self->end_start = PyMem_Calloc(n + 2, sizeof(Py_ssize_t));
-    self->from_start = PyMem_Calloc(n + 2, sizeof(Py_ssize_t));
-    self->progress = PyMem_Calloc(n + 1, sizeof(Progress));
-    self->reached = PyMem_Calloc(n / 64 + 1, sizeof(uint64_t));
-    self->rooted = PyMem_Calloc(n / 64 + 1, sizeof(uint64_t));
+    self->cond_start = PyMem_Calloc(n + 2, sizeof(Py_ssize_t));
+    self->anchor_start = PyMem_Calloc(n_conds + 2, sizeof(Py_ssize_t));
+    self->at = PyMem_Calloc(n + 1, sizeof(int32_t));
+    self->count = PyMem_Calloc(n + 1, sizeof(int32_t));
+    self->seen = PyMem_Calloc(n + 1, sizeof(uint32_t));
+    self->done = PyMem_Calloc(n_chains + 1, sizeof(uint32_t));
+    self->lived = PyMem_Calloc(n + 1, sizeof(uint32_t));
+    self->alive = PyMem_Calloc(n + 1, 1);
+    self->found = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->signal = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->lead = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->span = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->alternative = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
-    self->found = PyMem_Calloc(n_chains + 1, 1);
-    int32_t *last = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
-    int32_t *first = self->first = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
-    Py_ssize_t *cursor = NULL;
+    self->last = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    self->first = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    int32_t *anchor = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    Py_ssize_t *cursor = NULL; /* where each node's next cond goes */
     int ok = -1;
-    if (!self->nodes || !self->root_start || !self->next_start || !self->end_start ||
-        !self->from_start || !self->progress || !self->reached || !self->rooted ||
-        !self->signal || !self->lead || !self->span || !self->alternative || !self->found ||
-        !last || !first) {
+    if (!self->nodes || !self->cond_start ||
+        !self->anchor_start || !self->at || !self->count || !self->seen || !self->done ||
+        !self->found || !self->lived || !self->alive || !self->signal || !self->lead || !self->span || !self->alternative ||
+        !self->first || !self->last || !anchor) {
         PyErr_NoMemory();
         goto done;
     }
-    /* The nodes, counting the roots per cond and the (cond, next node) per node. */
+    /* The nodes, and the conds each takes. */
     for (Py_ssize_t w = 0; w < n; w++) {
         int parent, gap, same;
         PyObject *takes;
@@ -352,55 +355,36 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
             goto done;
         }
         self->nodes[w] = (Node){parent, gap >= FAR ? FAR : gap, (uint8_t)(same && parent >= 0)};
+        self->cond_start[w + 1] = PyList_GET_SIZE(takes);
+    }
+    cursor = offsets(self->cond_start, n);
+    self->conds_of = cursor ? PyMem_Calloc(self->cond_start[n] + 1, sizeof(int32_t)) : NULL;
+    if (!cursor || !self->conds_of) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t w = 0; w < n; w++) {
+        PyObject *takes = PyTuple_GET_ITEM(PyList_GET_ITEM(nodes, w), 3);
         for (Py_ssize_t k = 0; k < PyList_GET_SIZE(takes); k++) {
             long c = PyLong_AsLong(PyList_GET_ITEM(takes, k));
             if (c < 0 || c >= n_conds) {
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a node names no cond");
                 goto done;
             }
-            if (parent < 0)
-                self->root_start[c + 1]++;
-            else
-                self->next_start[parent + 1]++;
-            self->has_same[c] |= self->nodes[w].same;
+            self->conds_of[cursor[w]++] = (int32_t)c;
         }
     }
-    cursor = offsets(self->root_start, n_conds);
-    self->roots = cursor ? PyMem_Calloc(self->root_start[n_conds] + 1, sizeof(int32_t)) : NULL;
-    if (!self->roots || !cursor) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    Py_ssize_t *next_cursor = offsets(self->next_start, n);
-    self->next = PyMem_Calloc(self->next_start[n] + 1, sizeof(self->next[0]));
-    if (!next_cursor || !self->next) {
-        PyMem_Free(next_cursor);
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t w = 0; w < n; w++) {
-        PyObject *takes = PyTuple_GET_ITEM(PyList_GET_ITEM(nodes, w), 3);
-        int32_t parent = self->nodes[w].parent;
-        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(takes); k++) {
-            int32_t c = (int32_t)PyLong_AsLong(PyList_GET_ITEM(takes, k));
-            if (parent < 0) {
-                self->roots[cursor[c]++] = (int32_t)w;
-            } else {
-                Py_ssize_t at = next_cursor[parent]++;
-                self->next[at][0] = c;
-                self->next[at][1] = (int32_t)w;
-            }
-        }
-    }
-    PyMem_Free(next_cursor);
-    /* The chains, and per node the chains that end or begin there. */
+    /* The chains, and per cond the chains whose anchor takes it. */
+    int32_t *first = self->first;
     for (Py_ssize_t k = 0; k < n_chains; k++) {
         int signal, span, lead, alternative;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(chains, k), "iiiiii", &signal, &last[k], &first[k],
-                              &span, &lead, &alternative))
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(chains, k), "iiiiiii", &signal, &self->last[k],
+                              &first[k], &span, &lead, &alternative, &anchor[k]))
             goto done;
-        if (signal < 0 || span < 0 || lead < 0 || alternative < 0 || last[k] < 0 ||
-            last[k] >= n || first[k] < 0 || first[k] >= n || self->nodes[first[k]].parent != -1) {
+        if (signal < 0 || span < 0 || lead < 0 || alternative < 0 || self->last[k] < 0 ||
+            self->last[k] >= n || first[k] < 0 || first[k] >= n ||
+            self->nodes[first[k]].parent != -1 || !on_path(self, self->last[k], first[k]) ||
+            anchor[k] < 0 || anchor[k] >= n || !on_path(self, self->last[k], anchor[k])) {
             PyErr_SetString(PyExc_ValueError, "a chain's fields are out of range");
             goto done;
         }
@@ -409,30 +393,25 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
         self->span[k] = span >= FAR ? INT32_MAX : span; /* FAR: no bound */
         self->lead[k] = lead >= FAR ? INT32_MAX : lead;
         self->alternative[k] = alternative > 63 ? 63 : alternative;
-        self->end_start[last[k] + 1]++;
-        self->from_start[first[k] + 1]++;
+        for (Py_ssize_t j = self->cond_start[anchor[k]]; j < self->cond_start[anchor[k] + 1]; j++)
+            self->anchor_start[self->conds_of[j] + 1]++;
     }
-    Py_ssize_t *end_cursor = offsets(self->end_start, n);
-    Py_ssize_t *from_cursor = offsets(self->from_start, n);
-    self->ends_of = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
-    self->from = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
+    Py_ssize_t *anchor_cursor = offsets(self->anchor_start, n_conds);
+    self->anchored = PyMem_Calloc(self->anchor_start[n_conds] + 1, sizeof(int32_t));
     self->masks = PyMem_Calloc(self->n_signals + 1, sizeof(uint64_t));
-    if (!end_cursor || !from_cursor || !self->ends_of || !self->from || !self->masks) {
-        PyMem_Free(end_cursor);
-        PyMem_Free(from_cursor);
+    if (!anchor_cursor || !self->anchored || !self->masks) {
+        PyMem_Free(anchor_cursor);
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t k = 0; k < n_chains; k++) {
-        self->ends_of[end_cursor[last[k]]++] = (int32_t)k;
-        self->from[from_cursor[first[k]]++] = (int32_t)k;
-    }
-    PyMem_Free(end_cursor);
-    PyMem_Free(from_cursor);
+    for (Py_ssize_t k = 0; k < n_chains; k++)
+        for (Py_ssize_t j = self->cond_start[anchor[k]]; j < self->cond_start[anchor[k] + 1]; j++)
+            self->anchored[anchor_cursor[self->conds_of[j]]++] = (int32_t)k;
+    PyMem_Free(anchor_cursor);
     ok = 0;
 done:
     PyMem_Free(cursor);
-    PyMem_Free(last);
+    PyMem_Free(anchor);
     return ok;
 }
 
@@ -464,143 +443,195 @@ static int grow_tokens(Scanner *self, Py_ssize_t need) {
     return 0;
 }
 
-/* Appends (chain, token) to a growing array of pairs. */
-static int add_pair(Py_ssize_t (**pairs)[2], Py_ssize_t *len, Py_ssize_t *cap, Py_ssize_t chain,
-                    Py_ssize_t token) {
-    if (*len == *cap) {
-        Py_ssize_t more_cap = *cap ? *cap * 2 : 256;
-        void *more = PyMem_Realloc(*pairs, more_cap * sizeof((*pairs)[0]));
-        if (!more) return -1;
-        *pairs = more;
-        *cap = more_cap;
-    }
-    (*pairs)[*len][0] = chain;
-    (*pairs)[*len][1] = token;
-    (*len)++;
+/* Makes room in ``*items`` (``*cap`` of ``size`` bytes) for ``more`` past ``len``. */
+static int room(void **items, Py_ssize_t *cap, Py_ssize_t len, Py_ssize_t more, size_t size) {
+    if (len + more <= *cap) return 0;
+    Py_ssize_t grown = *cap ? *cap : 256;
+    while (grown < len + more) grown *= 2;
+    void *bigger = PyMem_Realloc(*items, grown * size);
+    if (!bigger) return -1;
+    *items = bigger;
+    *cap = grown;
     return 0;
-}
-
-static int by_pair(const void *a, const void *b) {
-    const Py_ssize_t *x = a, *y = b;
-    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
-    return (x[1] > y[1]) - (x[1] < y[1]);
-}
-
-/* Whether chain ``chain`` was found ending at a token in [from, to] (``ends`` sorted). */
-static int ends_within(Scanner *self, Py_ssize_t chain, Py_ssize_t from, Py_ssize_t to) {
-    Py_ssize_t lo = 0, hi = self->ends_len;
-    while (lo < hi) { /* the first end at or after (chain, from) */
-        Py_ssize_t mid = (lo + hi) / 2;
-        Py_ssize_t *e = self->ends[mid];
-        if (e[0] < chain || (e[0] == chain && e[1] < from))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < self->ends_len && self->ends[lo][0] == chain && self->ends[lo][1] <= to;
-}
-
-#define REACHED(self, w) (((self)->reached[(w) >> 6] >> ((w) & 63)) & 1)
-
-/* Word ``w`` was reached: the words after it are put on their conds' lists. */
-static int activate(Scanner *self, int32_t w) {
-    for (Py_ssize_t k = self->next_start[w]; k < self->next_start[w + 1]; k++) {
-        int32_t c = self->next[k][0];
-        if (self->pool_len == self->pool_cap) {
-            Py_ssize_t cap = self->pool_cap ? self->pool_cap * 2 : 256;
-            void *more = PyMem_Realloc(self->pool, cap * sizeof(self->pool[0]));
-            if (!more) return -1;
-            self->pool = more;
-            self->pool_cap = cap;
-        }
-        if (self->active[c] < 0) self->touched[self->touched_len++] = c;
-        self->pool[self->pool_len][0] = self->next[k][1];
-        self->pool[self->pool_len][1] = self->active[c];
-        self->active[c] = (int32_t)self->pool_len++;
-    }
-    return 0;
-}
-
-/* Word ``w`` takes token ``t`` (the chain up to it ends there); ``was``: it was
- * reached before. */
-static int move(Scanner *self, int32_t w, int32_t t, int was) {
-    Progress *now = &self->progress[w];
-    *now = (Progress){t, was ? now->latest : -1};
-    if (!was) {
-        self->reached[w >> 6] |= 1ULL << (w & 63);
-        if (activate(self, w) < 0) return -1;
-    }
-    for (Py_ssize_t k = self->end_start[w]; k < self->end_start[w + 1]; k++) {
-        int32_t chain = self->ends_of[k];
-        self->found[chain] = 1;
-        int32_t first = self->first[chain];
-        self->rooted[first >> 6] |= 1ULL << (first & 63);
-        if (add_pair(&self->ends, &self->ends_len, &self->ends_cap, chain, t) < 0) return -1;
-    }
-    return 0;
-}
-
-/* Token ``t`` took cond ``c``: every word that takes it moves on (a first word, or a
- * word whose word before is reached). Returns how many did that had not taken this
- * token yet, or -1 when out of memory. */
-static int take(Scanner *self, int32_t c, int32_t t) {
-    int moved = 0;
-    for (Py_ssize_t k = self->root_start[c]; k < self->root_start[c + 1]; k++) {
-        int32_t w = self->roots[k];
-        int was = REACHED(self, w);
-        if (was && self->progress[w].latest == t) continue; /* taken already */
-        if (move(self, w, t, was) < 0) return -1;
-        moved++;
-    }
-    for (int32_t p = self->active[c]; p >= 0; p = self->pool[p][1]) {
-        int32_t w = self->pool[p][0];
-        const Node *node = &self->nodes[w];
-        const Progress *before = &self->progress[node->parent];
-        int32_t last = before->latest < t || node->same ? before->latest : before->previous;
-        if (last < 0 || (node->gap < FAR && t - last > node->gap)) continue;
-        int was = REACHED(self, w);
-        if (was && self->progress[w].latest == t) continue; /* taken already */
-        if (move(self, w, t, was) < 0) return -1;
-        moved++;
-    }
-    return moved;
 }
 
 /* Notes that the token being read takes cond ``c`` (when it is one). */
 static inline int hit(Scanner *self, int32_t c) {
     if (c < 0) return 0;
-    if (self->hits_len == self->hits_cap) {
-        Py_ssize_t cap = self->hits_cap ? self->hits_cap * 2 : 64;
-        int32_t *more = PyMem_Realloc(self->hits, cap * sizeof(int32_t));
-        if (!more) return -1;
-        self->hits = more;
-        self->hits_cap = cap;
-    }
+    if (room((void **)&self->hits, &self->hits_cap, self->hits_len, 1, sizeof(int32_t)) < 0)
+        return -1;
     self->hits[self->hits_len++] = c;
     return 0;
 }
 
-/* Token ``t`` took the conds in ``hits``: the chains move on, each chain's words in
- * order (a word that may take the token the word before took sees it taken: the
- * conds are taken again while that moves some word on). */
-static int take_all(Scanner *self, int32_t t) {
-    int same = 0;
+/* Token ``t`` took the conds in ``hits``: each goes on its postings once (an inside
+ * cond may be found twice in one token). */
+static int note(Scanner *self, int32_t t) {
+    if (room((void **)&self->took, &self->took_cap, self->took_len, self->hits_len,
+             sizeof(self->took[0])) < 0)
+        return -1;
     for (Py_ssize_t h = 0; h < self->hits_len; h++) {
         int32_t c = self->hits[h];
-        same |= self->has_same[c];
-        if (self->root_start[c + 1] > self->root_start[c] &&
-            add_pair(&self->history, &self->history_len, &self->history_cap, c, t) < 0)
-            return -1;
+        if (self->latest[c] == t) continue;
+        if (self->latest[c] < 0) self->touched[self->touched_len++] = c;
+        self->latest[c] = t;
+        self->taken[c]++;
+        self->took[self->took_len][0] = c;
+        self->took[self->took_len++][1] = t;
     }
-    for (;;) {
-        int moved = 0;
-        for (Py_ssize_t h = 0; h < self->hits_len; h++) {
-            int m = take(self, self->hits[h], t);
-            if (m < 0) return -1;
-            moved += m;
+    return 0;
+}
+
+/* Lays the postings out in ``pool``, each cond's in token order. */
+static int post(Scanner *self) {
+    if (room((void **)&self->pool, &self->pool_cap, 0, self->took_len, sizeof(int32_t)) < 0)
+        return -1;
+    int32_t next = 0;
+    for (Py_ssize_t k = 0; k < self->touched_len; k++) {
+        int32_t c = self->touched[k];
+        self->posted[c] = self->latest[c] = next; /* ``latest``: where the next one goes */
+        next += self->taken[c];
+    }
+    for (Py_ssize_t k = 0; k < self->took_len; k++)
+        self->pool[self->latest[self->took[k][0]]++] = self->took[k][1];
+    self->pool_len = self->took_len;
+    return 0;
+}
+
+static int by_token(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The tokens that took some cond of word ``w``, sorted, in ``pool`` from ``*from``
+ * (one cond's postings where they are; several's merged at the end of ``pool``). */
+static int tokens_of(Scanner *self, int32_t w, Py_ssize_t *from, Py_ssize_t *n) {
+    Py_ssize_t total = 0, lists = 0;
+    int32_t only = 0;
+    for (Py_ssize_t k = self->cond_start[w]; k < self->cond_start[w + 1]; k++) {
+        int32_t c = self->conds_of[k];
+        if (self->taken[c]) {
+            total += self->taken[c];
+            lists++;
+            only = c;
         }
-        if (!same || !moved) return 0;
     }
+    if (lists <= 1) {
+        *from = lists ? self->posted[only] : 0;
+        *n = total;
+        return 0;
+    }
+    if (room((void **)&self->pool, &self->pool_cap, self->pool_len, total, sizeof(int32_t)) < 0)
+        return -1;
+    int32_t *out = self->pool + self->pool_len;
+    Py_ssize_t len = 0;
+    for (Py_ssize_t k = self->cond_start[w]; k < self->cond_start[w + 1]; k++) {
+        int32_t c = self->conds_of[k];
+        memcpy(out + len, self->pool + self->posted[c], self->taken[c] * sizeof(int32_t));
+        len += self->taken[c];
+    }
+    if (len <= 16) {
+        for (Py_ssize_t i = 1; i < len; i++) {
+            int32_t t = out[i];
+            Py_ssize_t j = i;
+            for (; j > 0 && out[j - 1] > t; j--) out[j] = out[j - 1];
+            out[j] = t;
+        }
+    } else {
+        qsort(out, len, sizeof(int32_t), by_token);
+    }
+    Py_ssize_t kept = 0; /* a token that took two of its conds, once */
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (!kept || out[kept - 1] != out[i]) out[kept++] = out[i];
+    *from = self->pool_len;
+    *n = kept;
+    self->pool_len += kept;
+    return 0;
+}
+
+/* Works word ``w`` out (its parent, if it has one, worked out already): the tokens
+ * where the chain up to it ends, those its conds took at most ``gap`` tokens after one
+ * of its parent's (after it, or at the same token when ``same``). */
+static int work_out(Scanner *self, int32_t w) {
+    Py_ssize_t from, n;
+    if (tokens_of(self, w, &from, &n) < 0) return -1;
+    const Node *node = &self->nodes[w];
+    self->seen[w] = self->epoch;
+    if (node->parent < 0) {
+        self->at[w] = (int32_t)from;
+        self->count[w] = (int32_t)n;
+        return 0;
+    }
+    if (room((void **)&self->pool, &self->pool_cap, self->pool_len, n, sizeof(int32_t)) < 0)
+        return -1;
+    const int32_t *mine = self->pool + from;
+    const int32_t *before = self->pool + self->at[node->parent];
+    Py_ssize_t n_before = self->count[node->parent], p = 0, kept = 0;
+    int32_t *out = self->pool + self->pool_len;
+    int32_t best = -1; /* the parent's latest token that may come before this one */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t t = mine[i];
+        while (p < n_before && (before[p] < t || (node->same && before[p] == t)))
+            best = before[p++];
+        if (best >= 0 && (node->gap >= FAR || t - best <= node->gap)) out[kept++] = t;
+    }
+    self->at[w] = (int32_t)self->pool_len;
+    self->count[w] = (int32_t)kept;
+    self->pool_len += kept;
+    return 0;
+}
+
+/* Whether some token took a cond of every word up to ``w`` (the rest of the tree's
+ * words are never worked out). */
+static int live(Scanner *self, int32_t w) {
+    for (; w >= 0; w = self->nodes[w].parent) {
+        if (self->seen[w] == self->epoch) return self->count[w] != 0;
+        if (self->lived[w] != self->epoch) {
+            self->lived[w] = self->epoch;
+            self->alive[w] = 0;
+            for (Py_ssize_t k = self->cond_start[w]; k < self->cond_start[w + 1]; k++)
+                if (self->taken[self->conds_of[k]]) {
+                    self->alive[w] = 1;
+                    break;
+                }
+        }
+        if (!self->alive[w]) return 0;
+    }
+    return 1;
+}
+
+/* How many tokens word ``w`` has (the words before it worked out first, and a word
+ * after one with none has none), or -1 when out of memory. */
+static Py_ssize_t reach(Scanner *self, int32_t w) {
+    if (self->seen[w] == self->epoch) return self->count[w];
+    int32_t parent = self->nodes[w].parent;
+    Py_ssize_t before = parent < 0 ? 1 : reach(self, parent);
+    if (before <= 0) {
+        self->seen[w] = self->epoch;
+        self->count[w] = 0;
+        return before;
+    }
+    return work_out(self, w) < 0 ? -1 : self->count[w];
+}
+
+/* Works out the chains anchored by a word some token takes, each once: the rest of
+ * the chains cannot be found. Returns how many were found (listed in ``found``), or
+ * -1 when out of memory. */
+static Py_ssize_t walk(Scanner *self) {
+    Py_ssize_t n_found = 0;
+    for (Py_ssize_t k = 0; k < self->touched_len; k++) {
+        int32_t c = self->touched[k];
+        for (Py_ssize_t a = self->anchor_start[c]; a < self->anchor_start[c + 1]; a++) {
+            int32_t chain = self->anchored[a];
+            if (self->done[chain] == self->epoch) continue;
+            self->done[chain] = self->epoch;
+            if (!live(self, self->last[chain])) continue;
+            Py_ssize_t n = reach(self, self->last[chain]);
+            if (n < 0) return -1;
+            if (n) self->found[n_found++] = chain;
+        }
+    }
+    return n_found;
 }
 
 /* The lengths of the conds of ``starts`` (not exact ones) that may start with a, b. */
@@ -671,24 +702,36 @@ static int by_place(const void *a, const void *b) {
     return (x->place > y->place) - (x->place < y->place);
 }
 
+/* Appends the place ``at`` of ``signal`` to ``*places``. */
+static int place(Place **places, Py_ssize_t *n, Py_ssize_t *cap, int32_t signal, Py_ssize_t at) {
+    if (room((void **)places, cap, *n, 1, sizeof(Place)) < 0) return -1;
+    (*places)[(*n)++] = (Place){signal, at};
+    return 0;
+}
+
 static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "scan() takes a str");
         return NULL;
     }
-    if (self->slots == NULL || self->progress == NULL) {
+    if (self->slots == NULL || self->seen == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner.__init__ was not called");
         return NULL;
     }
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    memset(self->reached, 0, (self->n_nodes / 64 + 1) * sizeof(uint64_t));
-    memset(self->rooted, 0, (self->n_nodes / 64 + 1) * sizeof(uint64_t));
-    self->history_len = self->ends_len = 0;
-    for (Py_ssize_t k = 0; k < self->touched_len; k++) self->active[self->touched[k]] = -1;
-    self->touched_len = self->pool_len = 0;
-    memset(self->found, 0, self->n_chains);
+    for (Py_ssize_t k = 0; k < self->touched_len; k++) {
+        self->latest[self->touched[k]] = -1;
+        self->taken[self->touched[k]] = 0;
+    }
+    self->touched_len = self->took_len = self->pool_len = 0;
+    if (++self->epoch == 0) { /* once in 2^32 scans: no word or chain was seen */
+        memset(self->seen, 0, (self->n_nodes + 1) * sizeof(uint32_t));
+        memset(self->done, 0, (self->n_chains + 1) * sizeof(uint32_t));
+        memset(self->lived, 0, (self->n_nodes + 1) * sizeof(uint32_t));
+        self->epoch = 1;
+    }
     memset(self->masks, 0, self->n_signals * sizeof(uint64_t));
     int any_inside = self->inside.lengths != 0;
     /* First the tokens, their hashes and their memo slots: each slot is asked for as
@@ -700,7 +743,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
                           : kind == PyUnicode_2BYTE_KIND
                               ? read_tokens(self, PyUnicode_2BYTE_KIND, data, n)
                               : read_tokens(self, PyUnicode_4BYTE_KIND, data, n);
-    /* Then each token's conds, and the chains they move. */
+    /* Then each token's conds, onto their postings. */
     for (int32_t t = 0; t < n_tokens; t++) {
         Py_ssize_t start = self->tokens[t], end = self->read[t].end;
         uint64_t whole = self->read[t].hash;
@@ -710,7 +753,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
             same_text(memo->text, kind, data, start, end)) {
             for (int h = 0; h < memo->n_hits; h++)
                 if (hit(self, memo->hits[h]) < 0) return PyErr_NoMemory();
-            if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
+            if (self->hits_len && note(self, t) < 0) return PyErr_NoMemory();
             continue;
         }
         /* Whether some cond may start this token: by its first two characters. */
@@ -754,42 +797,37 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
                 memo->text[k - start] = (char)PyUnicode_READ(kind, data, k);
             for (Py_ssize_t h = 0; h < self->hits_len; h++) memo->hits[h] = (int16_t)self->hits[h];
         }
-        if (self->hits_len && take_all(self, t) < 0) return PyErr_NoMemory();
+        if (self->hits_len && note(self, t) < 0) return PyErr_NoMemory();
     }
+    /* Then the chains the tokens may complete. */
+    Py_ssize_t n_found = self->took_len ? (post(self) < 0 ? -1 : walk(self)) : 0;
+    if (n_found < 0) return PyErr_NoMemory();
     /* The places: the whitespace before each first word's token (when a chain found
      * from it ends close enough after it), and the leads'. */
-    qsort(self->ends, self->ends_len, sizeof(self->ends[0]), by_pair);
     Py_ssize_t n_places = 0, cap = 0;
     Place *places = NULL;
-    for (Py_ssize_t f = 0; self->ends_len && f < self->history_len; f++) {
-        Py_ssize_t c = self->history[f][0], token = self->history[f][1];
-        for (Py_ssize_t r = self->root_start[c]; r < self->root_start[c + 1]; r++) {
-            int32_t root = self->roots[r];
-            if (!((self->rooted[root >> 6] >> (root & 63)) & 1)) continue; /* none found */
-            for (Py_ssize_t k = self->from_start[root]; k < self->from_start[root + 1]; k++) {
-                int32_t chain = self->from[k];
-                Py_ssize_t span = self->span[chain];
-                Py_ssize_t to = span == INT32_MAX ? PY_SSIZE_T_MAX : token + span;
-                if (!self->found[chain] || !ends_within(self, chain, token, to))
-                    continue; /* no chain found ends close enough after this first word */
-                self->masks[self->signal[chain]] |= 1ULL << self->alternative[chain];
-                Py_ssize_t from = self->lead[chain] == INT32_MAX ? 0 : token - self->lead[chain];
-                for (Py_ssize_t u = from < 0 ? 0 : from; u <= token; u++) {
-                    Py_ssize_t start = self->tokens[u], at = start;
-                    while (at > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, at - 1))) at--;
-                    for (; at < start; at++) {
-                        if (n_places == cap) {
-                            cap = cap ? cap * 2 : 64;
-                            Place *more = PyMem_Realloc(places, cap * sizeof(Place));
-                            if (!more) {
-                                PyMem_Free(places);
-                                return PyErr_NoMemory();
-                            }
-                            places = more;
-                        }
-                        places[n_places++] = (Place){self->signal[chain], at};
+    for (Py_ssize_t f = 0; f < n_found; f++) {
+        int32_t chain = self->found[f], first = self->first[chain], last = self->last[chain];
+        const int32_t *starts = self->pool + self->at[first];
+        const int32_t *ends = self->pool + self->at[last];
+        Py_ssize_t n_starts = self->count[first], n_ends = self->count[last], e = 0;
+        Py_ssize_t span = self->span[chain];
+        for (Py_ssize_t i = 0; i < n_starts; i++) {
+            Py_ssize_t token = starts[i];
+            while (e < n_ends && ends[e] < token) e++;
+            if (e == n_ends) break;
+            if (span != INT32_MAX && ends[e] > token + span)
+                continue; /* no chain found ends close enough after this first word */
+            self->masks[self->signal[chain]] |= 1ULL << self->alternative[chain];
+            Py_ssize_t from = self->lead[chain] == INT32_MAX ? 0 : token - self->lead[chain];
+            for (Py_ssize_t u = from < 0 ? 0 : from; u <= token; u++) {
+                Py_ssize_t begin = self->tokens[u], at = begin;
+                while (at > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, at - 1))) at--;
+                for (; at < begin; at++)
+                    if (place(&places, &n_places, &cap, self->signal[chain], at) < 0) {
+                        PyMem_Free(places);
+                        return PyErr_NoMemory();
                     }
-                }
             }
         }
     }

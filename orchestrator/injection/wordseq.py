@@ -12,11 +12,13 @@ tokens at most a match spans before its first word (``lead``). A chain is a supe
 wherever the alternative matches, some tokens satisfy its chain; nothing is concluded
 from a lookaround, a word boundary or a character class.
 
-``Chains.scan`` runs every chain over a text's tokens at once (in C, ``_wordseq``,
-when it is compiled): a chain is found when each word's token follows the one before
-within its gap, which it checks keeping, per word, the latest token the chain up to it
-ended at (and the one before, for a later word the same token takes when it may not
-be in the same token). For each signal
+``Chains.scan`` runs every chain over a text's tokens at once: a chain is found when
+each word's token follows the one before within its gap, which the Python reference
+checks keeping, per word, the latest token the chain up to it ended at (and the one
+before, for a later word the same token takes when it may not be in the same token).
+The compiled scanner (``_wordseq``) lists the tokens each cond took instead, and works
+out only the chains whose rarest word (``_rarity``) and every other word some token
+took, merging those lists word by word. For each signal
 found it gives which top-level alternatives had a chain found, and where a match may
 start: before each token a found chain's first word was at (when the chain was found
 ending within its span after it), and up to ``lead`` tokens earlier. The engine then
@@ -446,16 +448,18 @@ class Chains:
         on_tree = []
         for (signal, chain), same in zip(self._flat, self._same, strict=True):
             parent = -1
+            path = []
             for j, word in enumerate(chain.words):
                 key = (parent, word, chain.gaps[j] if j else 0)
                 if key not in ids:
                     ids[key] = len(nodes)
                     nodes.append((parent, key[2], same[j], sorted(conds[c] for c in word)))
                 parent = ids[key]
-                if j == 0:
-                    first = parent
+                path.append(parent)
+            anchor = path[max(range(len(path)), key=lambda j: _rarity(chain.words[j]))]
             span = min(FAR, sum(chain.gaps[1:]))
-            on_tree.append((signal, parent, first, span, min(FAR, chain.lead), chain.alternative))
+            lead = min(FAR, chain.lead)
+            on_tree.append((signal, parent, path[0], span, lead, chain.alternative, anchor))
         return [(c.text, _kind(c)) for c in conds], nodes, on_tree
 
     @property
@@ -531,6 +535,12 @@ class Chains:
             for n in range(1, min(len(token) - at, self._longest_inside) + 1):
                 out += self._inside.get(token[at : at + n], ())
         return out
+
+
+def _rarity(word: frozenset[Cond]) -> int:
+    """How seldom a token takes ``word``, as its commonest cond's text says: a longer
+    text is rarer, a whole token rarer than a prefix, a prefix than a part inside."""
+    return min(len(c.text) + (1 if c.exact else -2 if c.inside else 0) for c in word)
 
 
 def _kind(cond: Cond) -> int:

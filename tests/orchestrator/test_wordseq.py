@@ -238,6 +238,47 @@ def test_the_tokens_the_scanner_remembers_change_nothing_it_finds() -> None:
         assert warm.scan(text) == _wordseq.Scanner(*tree._tree()).scan(text), text
 
 
+def test_whichever_word_anchors_a_chain_the_scanner_finds_the_same() -> None:
+    """The compiled scanner works out only the chains whose anchor (the word a text is
+    least likely to have) some token took: anchored by their first or their last word
+    instead, the chains are found in the same texts, at the same places."""
+    tree = engine.build(table.load(), chained=True).chains
+    if tree._compiled is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    from orchestrator.injection import _wordseq
+
+    conds, nodes, chains = tree._tree()
+    by_first = _wordseq.Scanner(conds, nodes, [(*c[:6], c[2]) for c in chains])
+    by_last = _wordseq.Scanner(conds, nodes, [(*c[:6], c[1]) for c in chains])
+    assert any(c[6] not in (c[1], c[2]) for c in chains)  # some anchor is a middle word
+    rows = load("injection.jsonl")
+    texts = [views(str(r["text"])).norm for r in rows]
+    rng = random.Random(11)
+    words = " ".join(texts).split()
+    texts += [" " + " ".join(rng.choice(words) for _ in range(150)) for _ in range(60)]
+    assert sum(1 for t in texts if tree._compiled.scan(t)) > 200
+    for text in texts:
+        found = tree._compiled.scan(text)
+        assert by_first.scan(text) == found, text
+        assert by_last.scan(text) == found, text
+
+
+def test_a_chain_anchored_off_its_path_is_refused() -> None:
+    tree = engine.build(table.load(), chained=True).chains
+    if tree._compiled is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    from orchestrator.injection import _wordseq
+
+    conds, nodes, chains = tree._tree()
+    path, at = set(), chains[0][1]
+    while at != -1:
+        path.add(at)
+        at = nodes[at][0]
+    elsewhere = next(w for w in range(len(nodes)) if w not in path)
+    with pytest.raises(ValueError, match="out of range"):
+        _wordseq.Scanner(conds, nodes, [(*chains[0][:6], elsewhere), *chains[1:]])
+
+
 def test_a_scanner_with_more_conds_than_the_memo_holds_keeps_none() -> None:
     """The memo keeps conds in 16 bits: with more conds than that, it is left off,
     and the scanner finds what one with the memo finds."""
