@@ -150,8 +150,9 @@ typedef struct {
     Py_ssize_t pool_len, pool_cap;
     int32_t *at, *count;
     uint32_t *seen;
-    uint32_t *lived; /* per node: this scan's epoch once ``alive`` says whether some */
-    uint8_t *alive;  /* token took one of its conds */
+    uint32_t *lived; /* per node: this scan's epoch when some token took one of its conds */
+    Py_ssize_t *user_start; /* per cond: the words that take it, users[..] */
+    int32_t *users;
     uint32_t epoch;
     uint32_t *done;   /* per chain: this scan's epoch once it was looked at */
     int32_t *found;   /* the chains found */
@@ -171,7 +172,8 @@ static void Scanner_free(Scanner *self) {
         self->tokens,     self->read,       self->hits,       self->taken,
         self->posted,     self->latest,     self->touched,    self->took,
         self->pool,       self->at,         self->count,      self->seen,
-        self->done,       self->found,      self->lived,      self->alive,
+        self->done,       self->found,      self->lived,      self->user_start,
+        self->users,
         self->memo_block,
     };
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) PyMem_Free(owned[k]);
@@ -325,7 +327,7 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
     self->seen = PyMem_Calloc(n + 1, sizeof(uint32_t));
     self->done = PyMem_Calloc(n_chains + 1, sizeof(uint32_t));
     self->lived = PyMem_Calloc(n + 1, sizeof(uint32_t));
-    self->alive = PyMem_Calloc(n + 1, 1);
+    self->user_start = PyMem_Calloc(n_conds + 2, sizeof(Py_ssize_t));
     self->found = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->signal = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     self->lead = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
@@ -336,10 +338,10 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
     int32_t *anchor = PyMem_Calloc(n_chains + 1, sizeof(int32_t));
     Py_ssize_t *cursor = NULL; /* where each node's next cond goes */
     int ok = -1;
-    if (!self->nodes || !self->cond_start ||
-        !self->anchor_start || !self->at || !self->count || !self->seen || !self->done ||
-        !self->found || !self->lived || !self->alive || !self->signal || !self->lead || !self->span || !self->alternative ||
-        !self->first || !self->last || !anchor) {
+    if (!self->nodes || !self->cond_start || !self->anchor_start || !self->at ||
+        !self->count || !self->seen || !self->done || !self->found || !self->lived ||
+        !self->user_start || !self->signal || !self->lead || !self->span ||
+        !self->alternative || !self->first || !self->last || !anchor) {
         PyErr_NoMemory();
         goto done;
     }
@@ -372,8 +374,20 @@ static int read_tree(Scanner *self, PyObject *nodes, PyObject *chains) {
                 goto done;
             }
             self->conds_of[cursor[w]++] = (int32_t)c;
+            self->user_start[c + 1]++;
         }
     }
+    Py_ssize_t *user_cursor = offsets(self->user_start, n_conds);
+    self->users = user_cursor ? PyMem_Calloc(self->user_start[n_conds] + 1, sizeof(int32_t)) : NULL;
+    if (!user_cursor || !self->users) {
+        PyMem_Free(user_cursor);
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t w = 0; w < n; w++)
+        for (Py_ssize_t k = self->cond_start[w]; k < self->cond_start[w + 1]; k++)
+            self->users[user_cursor[self->conds_of[k]]++] = (int32_t)w;
+    PyMem_Free(user_cursor);
     /* The chains, and per cond the chains whose anchor takes it. */
     int32_t *first = self->first;
     for (Py_ssize_t k = 0; k < n_chains; k++) {
@@ -581,22 +595,10 @@ static int work_out(Scanner *self, int32_t w) {
     return 0;
 }
 
-/* Whether some token took a cond of every word up to ``w`` (the rest of the tree's
- * words are never worked out). */
-static int live(Scanner *self, int32_t w) {
-    for (; w >= 0; w = self->nodes[w].parent) {
-        if (self->seen[w] == self->epoch) return self->count[w] != 0;
-        if (self->lived[w] != self->epoch) {
-            self->lived[w] = self->epoch;
-            self->alive[w] = 0;
-            for (Py_ssize_t k = self->cond_start[w]; k < self->cond_start[w + 1]; k++)
-                if (self->taken[self->conds_of[k]]) {
-                    self->alive[w] = 1;
-                    break;
-                }
-        }
-        if (!self->alive[w]) return 0;
-    }
+/* Whether some token took a cond of every word up to ``w`` (as ``walk`` marked them). */
+static inline int live(Scanner *self, int32_t w) {
+    for (; w >= 0; w = self->nodes[w].parent)
+        if (self->lived[w] != self->epoch) return 0;
     return 1;
 }
 
@@ -614,11 +616,17 @@ static Py_ssize_t reach(Scanner *self, int32_t w) {
     return work_out(self, w) < 0 ? -1 : self->count[w];
 }
 
-/* Works out the chains anchored by a word some token takes, each once: the rest of
- * the chains cannot be found. Returns how many were found (listed in ``found``), or
+/* Marks the words some token took a cond of, then works out the chains anchored by
+ * one of those, each once, when every word of theirs is marked: the rest of the
+ * chains cannot be found. Returns how many were found (listed in ``found``), or
  * -1 when out of memory. */
 static Py_ssize_t walk(Scanner *self) {
     Py_ssize_t n_found = 0;
+    for (Py_ssize_t k = 0; k < self->touched_len; k++) {
+        int32_t c = self->touched[k];
+        for (Py_ssize_t u = self->user_start[c]; u < self->user_start[c + 1]; u++)
+            self->lived[self->users[u]] = self->epoch;
+    }
     for (Py_ssize_t k = 0; k < self->touched_len; k++) {
         int32_t c = self->touched[k];
         for (Py_ssize_t a = self->anchor_start[c]; a < self->anchor_start[c + 1]; a++) {
