@@ -541,6 +541,7 @@ static int tokens_of(Scanner *self, int32_t w, Py_ssize_t *from, Py_ssize_t *n) 
     Py_ssize_t len = 0;
     for (Py_ssize_t k = self->cond_start[w]; k < self->cond_start[w + 1]; k++) {
         int32_t c = self->conds_of[k];
+        if (!self->taken[c]) continue; /* (its ``posted`` is a past scan's) */
         memcpy(out + len, self->pool + self->posted[c], self->taken[c] * sizeof(int32_t));
         len += self->taken[c];
     }
