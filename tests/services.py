@@ -1,7 +1,9 @@
-"""Real services for integration tests: a throwaway redis-server, worker processes."""
+"""Real services for integration tests: a throwaway redis-server, worker processes, the
+Docker bridge's gateway."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import socket
@@ -13,7 +15,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import docker
 import redis
+
+
+def bridge_gateway(client: docker.DockerClient) -> str:
+    """The default bridge's gateway: this machine, as a container on the bridge sees it.
+    Docker 20.10 (Debian's ``docker.io``) leaves it out of the network's IPAM config on
+    a daemon's first start; it is then the subnet's first host."""
+    config = client.api.inspect_network("bridge")["IPAM"]["Config"][0]
+    if config.get("Gateway"):
+        return str(config["Gateway"])
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 def free_port() -> int:

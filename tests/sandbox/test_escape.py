@@ -7,7 +7,6 @@ the defence is absent or the target is legitimate.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import threading
@@ -18,19 +17,12 @@ import docker
 import pytest
 
 from sandbox import Limits, SandboxPool
+from tests.services import bridge_gateway
 
 pytestmark = pytest.mark.docker
 
 # argv, not a shell string: the count is then the supervisor and this python, nothing else.
 COUNT_PROCS = ["python3", "-c", "import os; print(sum(p.isdigit() for p in os.listdir('/proc')))"]
-
-
-def _gateway(client: docker.DockerClient) -> str:
-    """The default bridge's gateway: this machine, as a container sees it."""
-    config = client.api.inspect_network("bridge")["IPAM"]["Config"][0]
-    if config.get("Gateway"):
-        return str(config["Gateway"])
-    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 @pytest.fixture
@@ -71,7 +63,7 @@ def test_no_network_egress_to_a_host_server(
     pool: SandboxPool, docker_client: docker.DockerClient, tcp_server: tuple[int, list[bytes]]
 ) -> None:
     port, received = tcp_server
-    gateway = _gateway(docker_client)
+    gateway = bridge_gateway(docker_client)
     with pool.acquire() as sb:
         routes = sb.exec("cat /proc/net/route").stdout.strip().splitlines()
         attempt = sb.exec(_connect_script(gateway, port))
@@ -90,7 +82,7 @@ def test_control_network_when_asked_reaches_the_same_server(
     port, received = tcp_server
     with pool.acquire(limits=Limits(network=True)) as sb:
         routes = sb.exec("cat /proc/net/route").stdout
-        attempt = sb.exec(_connect_script(_gateway(docker_client), port))
+        attempt = sb.exec(_connect_script(bridge_gateway(docker_client), port))
     assert "00000000" in routes  # a default route
     assert attempt.stdout.strip() == "connected", attempt.stderr
     deadline = time.monotonic() + 3

@@ -19,6 +19,7 @@ import pytest
 
 from tests.bot.test_cli_run import ROOT
 from tests.llm_api import LLMAPI, tool_calls
+from tests.services import bridge_gateway
 from tests.workers.conftest import Env
 
 pytestmark = pytest.mark.docker
@@ -178,8 +179,7 @@ def test_a_hostile_coder_is_contained_and_reported(
     docker_client: docker.DockerClient,
 ) -> None:
     port, seen = listener
-    bridge = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-    gateway = bridge["Gateway"]  # this machine, as a container on the bridge sees it
+    gateway = bridge_gateway(docker_client)  # this machine, as a container sees it
     reach = (
         f"python3 -c \"import socket; s = socket.create_connection(('{gateway}', {port}),"
         " timeout=3); s.sendall(b'leak')\""
