@@ -99,9 +99,9 @@ typedef struct {
 
 _Static_assert(sizeof(Memo) == 32, "a memo slot is half a cache line");
 
-/* A token read in the first pass over a text (its start is in ``tokens``). */
+/* A token read in the first pass over a text. */
 typedef struct {
-    Py_ssize_t end;
+    Py_ssize_t start, end;
     uint64_t hash; /* of its characters */
     Memo *memo;    /* its slot in the memo (asked for ahead), or NULL: not kept */
 } Token;
@@ -132,8 +132,7 @@ typedef struct {
     int32_t n_signals;             /* 1 + the highest signal */
     uint64_t *masks;               /* per signal, per scan: the alternatives found */
     /* per scan */
-    Py_ssize_t *tokens; /* where each token starts */
-    Token *read;        /* the rest of what the first pass read of each */
+    Token *tokens; /* what the first pass read of each token */
     Py_ssize_t tokens_cap;
     int32_t *hits; /* the conds the token being read takes */
     Py_ssize_t hits_len, hits_cap;
@@ -169,11 +168,10 @@ static void Scanner_free(Scanner *self) {
         self->nodes,      self->cond_start, self->conds_of,   self->signal,
         self->lead,       self->span,       self->alternative, self->first,
         self->last,       self->anchor_start, self->anchored, self->masks,
-        self->tokens,     self->read,       self->hits,       self->taken,
-        self->posted,     self->latest,     self->touched,    self->took,
-        self->pool,       self->at,         self->count,      self->seen,
-        self->done,       self->found,      self->lived,      self->user_start,
-        self->users,
+        self->tokens,     self->hits,       self->taken,      self->posted,
+        self->latest,     self->touched,    self->took,       self->pool,
+        self->at,         self->count,      self->seen,       self->done,
+        self->found,      self->lived,      self->user_start, self->users,
         self->memo_block,
     };
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) PyMem_Free(owned[k]);
@@ -443,20 +441,6 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-static int grow_tokens(Scanner *self, Py_ssize_t need) {
-    if (need <= self->tokens_cap) return 0;
-    Py_ssize_t cap = self->tokens_cap ? self->tokens_cap : 256;
-    while (cap < need) cap *= 2;
-    Py_ssize_t *more = PyMem_Realloc(self->tokens, cap * sizeof(Py_ssize_t));
-    if (!more) return -1;
-    self->tokens = more;
-    Token *read = PyMem_Realloc(self->read, cap * sizeof(Token));
-    if (!read) return -1;
-    self->read = read;
-    self->tokens_cap = cap;
-    return 0;
-}
-
 /* Makes room in ``*items`` (``*cap`` of ``size`` bytes) for ``more`` past ``len``. */
 static int room(void **items, Py_ssize_t *cap, Py_ssize_t len, Py_ssize_t more, size_t size) {
     if (len + more <= *cap) return 0;
@@ -693,8 +677,7 @@ static inline __attribute__((always_inline)) Py_ssize_t read_tokens(Scanner *sel
             memo = &self->memo[(whole * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
             __builtin_prefetch(memo);
         }
-        self->tokens[n_tokens] = start;
-        self->read[n_tokens++] = (Token){i, whole, memo};
+        self->tokens[n_tokens++] = (Token){start, i, whole, memo};
     }
     return n_tokens;
 #undef SPACE
@@ -746,7 +729,8 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     /* First the tokens, their hashes and their memo slots: each slot is asked for as
      * its token is read, so it is in the cache by the time the token is looked up. A
      * text has at most (n + 1) / 2 tokens. */
-    if (grow_tokens(self, n / 2 + 1) < 0) return PyErr_NoMemory();
+    if (room((void **)&self->tokens, &self->tokens_cap, 0, n / 2 + 1, sizeof(Token)) < 0)
+        return PyErr_NoMemory();
     Py_ssize_t n_tokens = kind == PyUnicode_1BYTE_KIND
                               ? read_tokens(self, PyUnicode_1BYTE_KIND, data, n)
                           : kind == PyUnicode_2BYTE_KIND
@@ -754,9 +738,9 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
                               : read_tokens(self, PyUnicode_4BYTE_KIND, data, n);
     /* Then each token's conds, onto their postings. */
     for (int32_t t = 0; t < n_tokens; t++) {
-        Py_ssize_t start = self->tokens[t], end = self->read[t].end;
-        uint64_t whole = self->read[t].hash;
-        Memo *memo = self->read[t].memo;
+        Py_ssize_t start = self->tokens[t].start, end = self->tokens[t].end;
+        uint64_t whole = self->tokens[t].hash;
+        Memo *memo = self->tokens[t].memo;
         self->hits_len = 0;
         if (memo != NULL && memo->length == end - start &&
             same_text(memo->text, kind, data, start, end)) {
@@ -830,7 +814,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
             self->masks[self->signal[chain]] |= 1ULL << self->alternative[chain];
             Py_ssize_t from = self->lead[chain] == INT32_MAX ? 0 : token - self->lead[chain];
             for (Py_ssize_t u = from < 0 ? 0 : from; u <= token; u++) {
-                Py_ssize_t begin = self->tokens[u], at = begin;
+                Py_ssize_t begin = self->tokens[u].start, at = begin;
                 while (at > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, at - 1))) at--;
                 for (; at < begin; at++)
                     if (place(&places, &n_places, &cap, self->signal[chain], at) < 0) {

@@ -441,7 +441,8 @@ class Chains:
     def _tree(self) -> tuple[list[tuple[str, int]], list[Any], list[Any]]:
         """What the compiled scanner is made of: the conds, the chains' words as a tree
         (chains that begin with the same words, gaps and all, share them: a word's
-        progress depends only on the words up to it) and the chains on it."""
+        progress depends only on the words up to it) and the chains on it, each with
+        its anchor (its rarest word: only a text that has it works the chain out)."""
         conds = {cond: c for c, cond in enumerate(self._conds)}
         nodes: list[tuple[int, int, bool, list[int]]] = []
         ids: dict[tuple[int, frozenset[Cond], int], int] = {}
