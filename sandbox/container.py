@@ -54,6 +54,7 @@ BASE_ENV = {
 }
 MAX_LIFETIME_S = 24 * 3600
 _READY_TIMEOUT_S = 30.0
+_GONE_TIMEOUT_S = 30.0  # another process's removal of a container, waited for
 _SUPERVISOR = (Path(__file__).parent / "_supervisor.py").read_text()
 # What a Docker SDK call raises: the engine's answers, and the connection's failures.
 DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
@@ -290,7 +291,9 @@ class ContainerFactory:
 
 
 def remove_container(client: docker.DockerClient, cid: str, name: str) -> None:
-    """Kill and remove a container; one already gone (or going) is fine."""
+    """Kill and remove a container; one already gone is fine, and one another process
+    is removing (a reaper that took it for an orphan) is waited for, so that it is gone
+    when this returns."""
     try:
         client.api.remove_container(cid, force=True, v=True)
     except docker.errors.NotFound:
@@ -298,5 +301,20 @@ def remove_container(client: docker.DockerClient, cid: str, name: str) -> None:
     except docker.errors.APIError as exc:
         if "already in progress" not in str(exc):
             raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc
+        _wait_gone(client, cid, name)
     except DOCKER_ERRORS as exc:
         raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc
+
+
+def _wait_gone(client: docker.DockerClient, cid: str, name: str) -> None:
+    """Wait until a container being removed is gone (at most ``_GONE_TIMEOUT_S``)."""
+    deadline = time.monotonic() + _GONE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            client.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            return
+        except DOCKER_ERRORS as exc:
+            raise DockerUnavailable(f"cannot remove sandbox {name}: {exc}") from exc
+        time.sleep(0.05)
+    raise DockerUnavailable(f"sandbox {name} is still being removed after {_GONE_TIMEOUT_S} s")

@@ -67,3 +67,48 @@ def test_sandbox_uids_are_drawn_from_their_range_and_never_ours(
     monkeypatch.setattr("sandbox.container.os.getuid", lambda: 150_000)
     assert sandbox_uid() == 100_007  # 150000 is this process's: drawn again
     assert (UID_RANGE.start, UID_RANGE.stop) == (100_000, 200_000)
+
+
+@pytest.mark.docker
+def test_a_container_another_process_is_removing_is_gone_when_remove_returns(
+    docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reaper may take a sandbox its pool just hung up on for an orphan and remove it
+    at the same time as the pool: Docker then answers the pool "already in progress",
+    and the pool must not report the container removed while it is still there."""
+    import threading
+    import time
+
+    from sandbox.container import remove_container
+    from tests.conftest import IMAGE
+
+    cid = docker_client.api.create_container(IMAGE, command=["true"])["Id"]
+    real_remove = docker_client.api.remove_container
+
+    def in_progress(container: str, **kwargs: object) -> None:
+        # the other process's removal, finishing a little later
+        threading.Timer(0.5, real_remove, (container,), {"force": True}).start()
+        raise docker.errors.APIError(f"removal of container {container} is already in progress")
+
+    monkeypatch.setattr(docker_client.api, "remove_container", in_progress)
+    started = time.monotonic()
+    remove_container(docker_client, cid, cid[:12])
+    assert time.monotonic() - started >= 0.4  # it waited for the other removal
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_container(cid)
+
+
+def test_a_removal_that_never_ends_is_docker_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox import container
+
+    class Stuck:
+        def remove_container(self, cid: str, **kwargs: object) -> None:
+            raise docker.errors.APIError(f"removal of container {cid} is already in progress")
+
+        def inspect_container(self, cid: str) -> dict[str, object]:
+            return {"State": {"Status": "removing"}}
+
+    client = type("Client", (), {"api": Stuck()})()
+    monkeypatch.setattr(container, "_GONE_TIMEOUT_S", 0.2)
+    with pytest.raises(DockerUnavailable, match="still being removed"):
+        container.remove_container(client, "0123456789ab", "0123456789ab")  # type: ignore[arg-type]
