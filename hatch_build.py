@@ -1,7 +1,8 @@
 """Builds the screening core's C extensions (``orchestrator/injection/_words.c``, the
 model's word weigher and the views' fold and latin, ``_wordseq.c``, the word-chain
-scanner, ``_engine.c``, the signal matching around them, and ``orchestrator/_numbers.c``,
-the digit runs PII numbers are read from).
+scanner, ``_engine.c``, the signal matching around them, ``orchestrator/_numbers.c``,
+the digit runs PII numbers are read from, and ``orchestrator/_needles.c``, the fixed
+strings credentials start at).
 
 Run by hatchling for every wheel, the editable one ``uv sync`` installs included (the
 module is compiled next to its source, where an editable install imports it from), and
@@ -28,6 +29,7 @@ SOURCES = {
     "orchestrator/injection/_wordseq": "orchestrator/injection/_wordseq.c",
     "orchestrator/injection/_engine": "orchestrator/injection/_engine.c",
     "orchestrator/_numbers": "orchestrator/_numbers.c",
+    "orchestrator/_needles": "orchestrator/_needles.c",
 }
 
 

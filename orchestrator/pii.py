@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Set
 
 from orchestrator.injection.prefilter import Prefilter
-from orchestrator.pii_credentials import credentials
+from orchestrator.pii_credentials import FAMILIES, credentials
 from orchestrator.pii_numbers import Span, numbers
 
 __all__ = ["GATES", "Span", "find_pii"]
@@ -53,7 +53,7 @@ def find_pii(text: str, gates: Set[str] | None = None, low: str | None = None) -
     ``text.lower()``, if the caller has it."""
     gates = _gates(text) if gates is None else gates
     found: list[Span] = []
-    if gates:
+    if not gates.isdisjoint(FAMILIES):
         found += credentials(text, low, gates)
     if "email" in gates:
         found += _emails(text)

@@ -1,11 +1,23 @@
 """Credentials: private keys, passwords in URLs, provider API keys (each family has a
 fixed prefix), and values assigned to secret-looking keys (``password=…``,
-``DB_PASS: "…"``, ``"api_key": "…"``, "the password is …", ``mysql -p…``)."""
+``DB_PASS: "…"``, ``"api_key": "…"``, "the password is …", ``mysql -p…``).
+
+Every family but the private key and the URL query starts at a fixed string (a
+prefix such as ``sk-``, a key word such as ``password``): one pass finds all those
+strings (``Needles``, in C when it is compiled), and each family's pattern is tried
+only where one of its strings stands, not searched for through the whole text.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+
+try:
+    from orchestrator import _needles
+except ImportError:  # not compiled (see hatch_build.py): ``_where`` does the same
+    _needles = None  # type: ignore[assignment]
 
 Span = tuple[str, int, int, int]  # kind, start, end, rank (lower wins a tie)
 
@@ -17,20 +29,21 @@ _PRIVATE_KEY = re.compile(
 )
 _URL_USERINFO = re.compile(r"://[^\s:/@?#'\"<>]*:([^\s@/?#'\"<>]+)@")
 _URL_QUERY = re.compile(r"[?&;](?:password|passwd|pwd)=([^&\s#;'\"]+)", re.IGNORECASE)
-# (substring that must be present, pattern): each token family has a fixed prefix.
+# (the fixed prefixes a match starts with, pattern): each token family has one or a few,
+# so a text without them is not searched, and one with them from the first one on.
 _KEY_END = r"(?![A-Za-z0-9_\-])"
-_KEYS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (needle, re.compile(pattern + _KEY_END))
-    for needle, pattern in (
+_KEYS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
+    (tuple(needles.split()), re.compile(pattern + _KEY_END))
+    for needles, pattern in (
         ("sk-", r"sk-(?:ant-(?:api|admin)\d\d-|proj-|svcacct-|None-)?[A-Za-z0-9_\-]{20,}"),
         ("sk_", r"sk_(?:live|test)_[A-Za-z0-9]{16,}"),
         ("rk_", r"rk_(?:live|test)_[A-Za-z0-9]{16,}"),
         ("whsec_", r"whsec_[A-Za-z0-9+/=]{24,}"),
-        ("_", r"gh[pousr]_[A-Za-z0-9]{30,}"),
+        ("ghp_ gho_ ghu_ ghs_ ghr_", r"gh[pousr]_[A-Za-z0-9]{30,}"),
         ("github_pat_", r"github_pat_[A-Za-z0-9_]{40,}"),
         ("xox", r"xox[abposre]-[A-Za-z0-9\-]{10,}"),
         ("xapp-", r"xapp-[A-Za-z0-9\-]{10,}"),
-        ("A", r"A(?:KIA|SIA)[A-Z0-9]{16}"),
+        ("AKIA ASIA", r"A(?:KIA|SIA)[A-Z0-9]{16}"),
         ("AIza", r"AIza[0-9A-Za-z_\-]{35}"),
         ("eyJ", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
         ("glpat-", r"glpat-[A-Za-z0-9_\-]{20,}"),
@@ -72,46 +85,129 @@ def _secret_ok(value: str) -> bool:
     return _ATTRIBUTE.fullmatch(value) is None
 
 
+def _where(needles: tuple[str, ...], text: str) -> list[tuple[int, int]]:
+    """Each place ``at`` where needle ``k`` stands in ``text`` (overlapping ones too),
+    as ``(at, k)``, by place, then needle: ``_needles.Needles.where``'s reference."""
+    out = []
+    for k, needle in enumerate(needles):
+        at = text.find(needle)
+        while at >= 0:
+            out.append((at, k))
+            at = text.find(needle, at + 1)
+    out.sort()
+    return out
+
+
+class Needles:
+    """Fixed strings in groups (``groups[name]``: the strings), found in one pass."""
+
+    def __init__(self, groups: Mapping[str, Sequence[str]]) -> None:
+        needles = tuple(needle for strings in groups.values() for needle in strings)
+        self._group = [name for name, strings in groups.items() for _ in strings]
+        self._where: Callable[[str], list[tuple[int, int]]] = (
+            functools.partial(_where, needles)
+            if _needles is None
+            else _needles.Needles(needles).where
+        )
+
+    def places(self, text: str) -> dict[str, list[int]]:
+        """Where the strings of each group stand in ``text`` (groups with none left
+        out), in order."""
+        out: dict[str, list[int]] = {}
+        for at, k in self._where(text):
+            out.setdefault(self._group[k], []).append(at)
+        return out
+
+
+def _at(pattern: re.Pattern[str], text: str, places: Iterable[int]) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern whose every match starts at one of
+    ``places`` (in order): tried only there, past the last match."""
+    end = 0
+    for at in places:
+        if at >= end and (m := pattern.match(text, at)) is not None:
+            yield m
+            end = m.end()
+
+
+# In the text: each provider's prefixes, "earer" (as it was asked for before the
+# search it gates) and a URL's "://". In the lowered text: the key words, the client
+# commands that take a password, the AWS secret's key, and the words the case-blind
+# patterns start with (a URL's password parameter one character after its ``?``).
+_KEY_GROUPS = [(f"key {k}", pattern) for k, (_, pattern) in enumerate(_KEYS)]
+_IN_TEXT = Needles(
+    {f"key {k}": needles for k, (needles, _) in enumerate(_KEYS)}
+    | {"bearer": ["earer"], "url": ["://"]}
+)
+_IN_LOW = Needles(
+    {word: [word] for word in _KEY_WORDS}
+    | {"flag": ["mysql", "mariadb", "--password"], "aws": ["accesskey", "access_key"]}
+    | {"query": ["password=", "passwd=", "pwd="], "bearer": ["bearer"]}
+)
+FAMILIES = frozenset(("private_key", "url", "api_key", "assigned"))  # (their gates' names)
+_FIXED = frozenset(("url", "api_key", "assigned"))  # the families found after their strings
+
+
+def _anycase(
+    pattern: re.Pattern[str], text: str, folded: dict[str, list[int]] | None, group: str, back: int
+) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a case-blind pattern whose every match starts
+    ``back`` characters before a string of ``group`` in the lowered text: tried only
+    there when the lowered text's places (``folded``) are an ASCII text's, else searched
+    for (Unicode case folding matches what lowering does not show: ``ſ`` is an ``s``)."""
+    if folded is None:
+        return pattern.finditer(text)
+    return _at(pattern, text, [at - back for at in folded.get(group, ()) if at >= back])
+
+
 def credentials(text: str, low: str | None, gates: Set[str]) -> Iterator[Span]:
     """The credentials in ``text`` (lowered: ``low``, made here when it is None and
     some family in ``gates`` reads it), for the families in ``gates``."""
     if "private_key" in gates:
         for m in _PRIVATE_KEY.finditer(text):
             yield "private_key", m.start(), m.end(), 0
+    if gates.isdisjoint(_FIXED):
+        return
+    if low is None and ("api_key" in gates or "assigned" in gates or text.isascii()):
+        low = text.lower()  # a text with non-ASCII characters: ≈ 8 µs a KB, so only here
+    in_text = _IN_TEXT.places(text) if "url" in gates or "api_key" in gates else {}
+    in_low = _IN_LOW.places(low) if low is not None else {}
+    folded = in_low if text.isascii() else None
     if "url" in gates:
-        for m in _URL_USERINFO.finditer(text):
+        for m in _at(_URL_USERINFO, text, in_text.get("url", ())):
             if _secret_ok(m.group(1)) or m.group(1).isalnum():
                 yield "url_password", m.start(1), m.end(1), 1
-        for m in _URL_QUERY.finditer(text):
+        for m in _anycase(_URL_QUERY, text, folded, "query", 1):
             yield "url_password", m.start(1), m.end(1), 1
-    if "api_key" in gates or "assigned" in gates:
-        if low is None:  # a text with non-ASCII characters: ≈ 8 µs a KB, so only here
-            low = text.lower()
-        if "api_key" in gates:
-            yield from _keys(text, low)
-        if "assigned" in gates and len(low) == len(text):  # offsets in ``low`` are in ``text``
-            yield from _assigned(text, low)
+    if "api_key" in gates:
+        yield from _keys(text, in_text, in_low, folded)
+    if "assigned" in gates and low is not None and len(low) == len(text):  # (same offsets)
+        yield from _assigned(text, low, in_low)
 
 
-def _keys(text: str, low: str) -> Iterator[Span]:
-    for needle, pattern in _KEYS:
-        if needle in text:
-            for m in pattern.finditer(text):
-                if m.start() == 0 or not text[m.start() - 1].isalnum():
-                    yield "api_key", m.start(), m.end(), 2
-    if "earer" in text:
-        for m in _BEARER.finditer(text):
+def _keys(
+    text: str,
+    in_text: dict[str, list[int]],
+    in_low: dict[str, list[int]],
+    folded: dict[str, list[int]] | None,
+) -> Iterator[Span]:
+    for group, pattern in _KEY_GROUPS:
+        if group not in in_text:
+            continue
+        for m in _at(pattern, text, in_text[group]):
+            if m.start() == 0 or not text[m.start() - 1].isalnum():
+                yield "api_key", m.start(), m.end(), 2
+    if "bearer" in in_text:  # (in any case: "earer" only says the search is worth it)
+        for m in _anycase(_BEARER, text, folded, "bearer", 0):
             if not m.group(1).startswith("ey") or "." not in m.group(1):
                 yield "api_key", m.start(1), m.end(1), 2
-    if "accesskey" in low or "access_key" in low:
-        for m in _AWS_SECRET.finditer(text):
+    if "aws" in in_low:
+        for m in _anycase(_AWS_SECRET, text, folded, "secret", 0):
             yield "api_key", m.start(1), m.end(1), 2
 
 
-def _matches(low: str) -> Iterator[tuple[re.Match[str], bool]]:
+def _matches(low: str, in_low: dict[str, list[int]]) -> Iterator[tuple[re.Match[str], bool]]:
     for word in _KEY_WORDS:
-        at = low.find(word)
-        while at >= 0:
+        for at in in_low.get(word, ()):
             bounded = word not in ("pass", "pwd") or not (
                 low[at - 1 : at].isalpha() or low[at + len(word) : at + len(word) + 1].isalpha()
             )
@@ -119,15 +215,12 @@ def _matches(low: str) -> Iterator[tuple[re.Match[str], bool]]:
                 bounded or low.startswith(("word", "wd", "phrase"), at + len(word))
             ):
                 yield m, False
-            at = low.find(word, at + 1)
-    if "pass" in low:
-        yield from ((m, True) for m in _SAID.finditer(low))
-    if "mysql" in low or "mariadb" in low or "--password" in low:
-        yield from ((m, False) for m in _FLAG.finditer(low))
+    yield from ((m, True) for m in _at(_SAID, low, in_low.get("pass", ())))
+    yield from ((m, False) for m in _at(_FLAG, low, in_low.get("flag", ())))
 
 
-def _assigned(text: str, low: str) -> Iterator[Span]:
-    for m, said in _matches(low):
+def _assigned(text: str, low: str, in_low: dict[str, list[int]]) -> Iterator[Span]:
+    for m, said in _matches(low, in_low):
         group = m.lastindex or 0
         start, end = m.start(group), m.end(group)
         if said:
