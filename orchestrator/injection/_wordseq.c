@@ -729,7 +729,8 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     /* First the tokens, their hashes and their memo slots: each slot is asked for as
      * its token is read, so it is in the cache by the time the token is looked up. A
      * text has at most (n + 1) / 2 tokens. */
-    if (room((void **)&self->tokens, &self->tokens_cap, 0, n / 2 + 1, sizeof(Token)) < 0)
+    if (room((void **)&self->tokens, &self->tokens_cap, 0, n / 2 + 1, sizeof(Token)) < 0 ||
+        room((void **)&self->hits, &self->hits_cap, 0, MEMO_HITS, sizeof(int32_t)) < 0)
         return PyErr_NoMemory();
     Py_ssize_t n_tokens = kind == PyUnicode_1BYTE_KIND
                               ? read_tokens(self, PyUnicode_1BYTE_KIND, data, n)
@@ -744,8 +745,8 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
         self->hits_len = 0;
         if (memo != NULL && memo->length == end - start &&
             same_text(memo->text, kind, data, start, end)) {
-            for (int h = 0; h < memo->n_hits; h++)
-                if (hit(self, memo->hits[h]) < 0) return PyErr_NoMemory();
+            for (int h = 0; h < memo->n_hits; h++) self->hits[h] = memo->hits[h];
+            self->hits_len = memo->n_hits; /* (``hits`` has room for MEMO_HITS) */
             if (self->hits_len && note(self, t) < 0) return PyErr_NoMemory();
             continue;
         }
