@@ -7,8 +7,9 @@
  * found after a fixed prefix or key word (``sk-``, ``password``); one pass for all of
  * them costs what one ``str.find`` of one of them did, and most texts have none.
  *
- * A place is looked at only when its two characters start some needle (a bit per
- * ASCII pair), and then only the needles that start with them are compared.
+ * A place is looked at only when its character starts some needle (a byte per
+ * character, read in a tight loop) and so do its two (a bit per ASCII pair), and then
+ * only the needles that start with them are compared.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -22,6 +23,7 @@ typedef struct {
     char **texts;           /* per needle, its ASCII characters */
     Py_ssize_t *lengths;    /* per needle */
     uint64_t pairs[128 * 2]; /* bit (a, b): some needle starts with a then b */
+    uint8_t first[256];      /* 1: some needle starts with this character */
     /* By first character: the needles that start with it, ``order[by_first[a] ..
      * by_first[a + 1]]``, in index order. */
     Py_ssize_t by_first[129];
@@ -75,6 +77,7 @@ static int Needles_init(Needles *self, PyObject *args, PyObject *kwds) {
         self->lengths[k] = length;
         unsigned char a = (unsigned char)self->texts[k][0], b = (unsigned char)self->texts[k][1];
         self->pairs[a * 2 + (b >> 6)] |= 1ULL << (b & 63);
+        self->first[a] = 1;
         self->by_first[a + 1]++;
     }
     for (int a = 0; a < 128; a++) self->by_first[a + 1] += self->by_first[a];
@@ -104,8 +107,10 @@ static int add(PyObject *out, Py_ssize_t at, Py_ssize_t k) {
 static inline __attribute__((always_inline)) int scan(Needles *self, int kind, const void *data,
                                                       Py_ssize_t n, PyObject *out) {
     for (Py_ssize_t i = 0; i + 1 < n; i++) {
-        Py_UCS4 a = PyUnicode_READ(kind, data, i), b = PyUnicode_READ(kind, data, i + 1);
-        if (a >= 128 || b >= 128 || !((self->pairs[a * 2 + (b >> 6)] >> (b & 63)) & 1)) continue;
+        Py_UCS4 a = PyUnicode_READ(kind, data, i);
+        if (a >= 128 || !self->first[a]) continue;
+        Py_UCS4 b = PyUnicode_READ(kind, data, i + 1);
+        if (b >= 128 || !((self->pairs[a * 2 + (b >> 6)] >> (b & 63)) & 1)) continue;
         for (Py_ssize_t j = self->by_first[a]; j < self->by_first[a + 1]; j++) {
             Py_ssize_t k = self->order[j], length = self->lengths[k];
             if (i + length > n) continue;
