@@ -464,6 +464,24 @@ static int strongest_first(const void *a, const void *b) {
     return (x->order > y->order) - (x->order < y->order); /* ties keep their order */
 }
 
+/* ``round(x, 4)``. Python rounds x's exact value to 4 places (ties to even) and
+ * returns the double nearest that decimal; so does this, without the decimal string
+ * ``float.__round__`` writes and reads: x * 10^4, within a tenth of a millionth of
+ * the exact product here, is rounded to the integer r, and r / 10^4 is the double
+ * nearest r / 10^4 (both exact, the division correctly rounded). A product within
+ * a millionth of a tie, or not in (-10^9, 10^9), is left to ``float.__round__``. */
+static PyObject *round4(double x) {
+    double y = x * 1e4;
+    if (fabs(y) < 1e9) {
+        double r = nearbyint(y);
+        if (fabs(fabs(y - r) - 0.5) > 1e-6) return PyFloat_FromDouble(r / 1e4);
+    }
+    PyObject *f = PyFloat_FromDouble(x);
+    PyObject *rounded = f ? PyObject_CallMethodOneArg(f, str_round, four) : NULL;
+    Py_XDECREF(f);
+    return rounded;
+}
+
 /* ``scoring._score``: ``1 - Π(1 - w)`` over the signals found (rounded to 4 places),
  * and their reasons, strongest first. */
 static PyObject *score(PyObject *module, PyObject *found) {
@@ -491,9 +509,7 @@ static PyObject *score(PyObject *module, PyObject *found) {
     }
     qsort(all, n, sizeof(Weighed), strongest_first);
     PyObject *reasons = PyTuple_New(n);
-    PyObject *total = reasons ? PyFloat_FromDouble(1.0 - remaining) : NULL;
-    PyObject *rounded = total ? PyObject_CallMethodOneArg(total, str_round, four) : NULL;
-    Py_XDECREF(total);
+    PyObject *rounded = reasons ? round4(1.0 - remaining) : NULL;
     for (Py_ssize_t r = 0; rounded != NULL && r < n; r++)
         PyTuple_SET_ITEM(reasons, r, Py_NewRef(all[r].reason));
     if (rounded != NULL) out = PyTuple_Pack(2, rounded, reasons);
@@ -730,9 +746,7 @@ static PyObject *Scorer_score(Scorer *self, PyObject *const *args, Py_ssize_t na
     } else {
         all = Py_NewRef(reasons);
     }
-    PyObject *p = PyFloat_FromDouble(probability);
-    PyObject *rounded = p ? PyObject_CallMethodOneArg(p, str_round, four) : NULL;
-    Py_XDECREF(p);
+    PyObject *rounded = round4(probability);
     if (rounded != NULL) out = PyTuple_Pack(2, rounded, all);
     Py_XDECREF(rounded);
     Py_DECREF(all);

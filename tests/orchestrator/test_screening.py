@@ -354,6 +354,23 @@ def test_the_compiled_score_keeps_ties_in_their_order() -> None:
     assert scoring._score(ties) == (0.8594, ("b", "d", "a", "c"))
 
 
+def test_the_compiled_score_rounds_as_round_does() -> None:
+    """Four places as ``round`` gives them (the exact value rounded, ties to even),
+    near a tie too, where the C's own product by 10^4 would fall on it."""
+    rng = random.Random(5)
+    weights = [rng.random() for _ in range(20_000)]
+    weights += [k / 2**m for m in range(1, 12) for k in range(1, 2**m, 2)]  # 1/32: a tie
+    near = [(k + 0.5) / 1e4 + d for k in range(0, 10_000, 7) for d in (-1e-12, 0.0, 1e-12)]
+    weights += near
+    for w in weights:
+        found = {"why": (w, "why")}
+        assert scoring._score(found) == scoring._score_in_python(found), w
+    # 0.50015 is a little less than the tie it is written as (``round`` goes down), and
+    # is 5001.5 when multiplied by 10^4 in floating point (to even, that goes up)
+    assert scoring._score({"why": (0.50015, "why")})[0] == 0.5001
+    assert sum(round(w, 4) != round(w * 1e4) / 1e4 for w in near) > 100  # (a naive one fails)
+
+
 def _mixed_texts(rng: random.Random, n: int) -> list[str]:
     """``n`` texts of words that mix look-alikes with ASCII letters, digits, ``_``,
     letters of other scripts, numerals, combining marks and full-width forms."""
