@@ -634,6 +634,26 @@ static int weigh(Scorer *self, PyObject *found, double signal_score, double tota
 }
 
 /* The model's reason: its probability and the telling words it weighed most. */
+/* ``format(p, ".2f")`` for a probability ``p``: its exact value to 2 places, ties to
+ * even, as ``format`` rounds. Written here as ``round4`` rounds (for 0 <= p <= 1,
+ * away from a tie), else by ``format``. */
+static PyObject *two_places_of(double p) {
+    double y = p * 100;
+    if (y >= 0 && y <= 100) {
+        double r = nearbyint(y);
+        if (fabs(fabs(y - r) - 0.5) > 1e-6) {
+            int hundredths = (int)r;
+            char shown[] = {(char)('0' + hundredths / 100), '.', (char)('0' + hundredths / 10 % 10),
+                            (char)('0' + hundredths % 10)};
+            return PyUnicode_FromStringAndSize(shown, sizeof(shown));
+        }
+    }
+    PyObject *f = PyFloat_FromDouble(p);
+    PyObject *shown = f ? PyObject_Format(f, two_places) : NULL;
+    Py_XDECREF(f);
+    return shown;
+}
+
 static PyObject *learned_reason(Scorer *self, double probability, PyObject *telling) {
     Py_ssize_t n = PyList_GET_SIZE(telling);
     Py_ssize_t *order = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
@@ -654,15 +674,13 @@ static PyObject *learned_reason(Scorer *self, double probability, PyObject *tell
     PyMem_Free(order);
     PyObject *between = words ? PyUnicode_FromString("\", \"") : NULL;
     PyObject *joined = between ? PyUnicode_Join(between, words) : NULL;
-    PyObject *p = joined ? PyFloat_FromDouble(probability) : NULL;
-    PyObject *shown = p ? PyObject_Format(p, two_places) : NULL;
+    PyObject *shown = joined ? two_places_of(probability) : NULL;
     if (shown != NULL)
         out = PyUnicode_FromFormat("%U: %U, weighing the words \"%U\"", self->learned, shown,
                                    joined);
     Py_XDECREF(words);
     Py_XDECREF(between);
     Py_XDECREF(joined);
-    Py_XDECREF(p);
     Py_XDECREF(shown);
     return out;
 }
