@@ -808,7 +808,7 @@ typedef struct {
     Py_ssize_t **needs;     /* per pattern: its factors */
     Py_ssize_t *n_needs;
     Py_ssize_t n_patterns;
-    PyObject *scan;         /* ``Scan``: called with (utf8, ascii, candidates, regexes) */
+    PyObject *scan;         /* ``Scan``: a tuple type of (utf8, ascii, candidates, regexes) */
     PyObject *regexes;
 } Picker;
 
@@ -882,6 +882,10 @@ static int Picker_init(Picker *self, PyObject *args, PyObject *kwds) {
                                      &PyList_Type, &members, &PyList_Type, &alone, &PyList_Type,
                                      &more, &PyList_Type, &needs, &scan, &regexes))
         return -1;
+    if (!PyType_Check(scan) || !PyType_IsSubtype((PyTypeObject *)scan, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "scan is a tuple type (Scan)");
+        return -1;
+    }
     Picker_clear_fields(self);
     Py_ssize_t n_factors = PyList_GET_SIZE(alone), n_patterns = PyList_GET_SIZE(needs);
     if (PyList_GET_SIZE(members) != PyList_GET_SIZE(sets) || PyList_GET_SIZE(more) != n_factors) {
@@ -999,9 +1003,14 @@ static PyObject *Picker_pick(Picker *self, PyObject *text) {
         else PyList_SET_ITEM(list, j, i);
     }
     if (list != NULL) {
-        PyObject *call[] = {utf8, PyUnicode_IS_ASCII(text) ? Py_True : Py_False, list,
-                            self->regexes};
-        out = PyObject_Vectorcall(self->scan, call, 4, NULL);
+        /* ``Scan(utf8, ascii, candidates, regexes)``, made as ``tuple.__new__`` makes a
+         * tuple type's instance (no Python frame) */
+        PyObject *fields[] = {utf8, PyUnicode_IS_ASCII(text) ? Py_True : Py_False, list,
+                              self->regexes};
+        PyTypeObject *type = (PyTypeObject *)self->scan;
+        out = type->tp_alloc(type, 4);
+        for (Py_ssize_t f = 0; out != NULL && f < 4; f++)
+            PyTuple_SET_ITEM(out, f, Py_NewRef(fields[f]));
     }
 done:
     Py_XDECREF(utf8);

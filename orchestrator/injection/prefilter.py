@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import chain
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import re2  # type: ignore[import-untyped]
 from re2 import _re2
@@ -42,26 +42,27 @@ class _Regex(Protocol):
     ) -> list[tuple[int, int]]: ...
 
 
-class Scan:
-    """What the prefilter says about one text: the ``candidates`` (pattern indexes, in
-    order; some may not match after all) and, for each, where it may match."""
+class Scan(NamedTuple):
+    """What the prefilter says about one text (``utf8``, ``ascii`` or not): the
+    ``candidates`` (pattern indexes, in order; some may not match after all) and, for
+    each, where it may match. A tuple, which the compiled ``pick`` makes without a
+    Python frame."""
 
-    __slots__ = ("_ascii", "_regexes", "_utf8", "candidates")
-
-    def __init__(self, utf8: bytes, ascii: bool, candidates: list[int], regexes: list[_Regex]):
-        self._utf8, self._ascii, self._regexes = utf8, ascii, regexes
-        self.candidates = candidates
+    utf8: bytes
+    ascii: bool
+    candidates: list[int]
+    regexes: list[_Regex]
 
     def next_start(self, index: int, pos: int) -> int:
         """Where pattern ``index`` may next match at or after ``pos`` (a character
         offset); -1: nowhere."""
-        text = self._utf8
-        if not self._ascii:
+        text = self.utf8
+        if not self.ascii:
             pos = _re2.CharLenToBytes(text, 0, pos)
         if pos > len(text):
             return -1
-        start = self._regexes[index].Match(_UNANCHORED, text, pos, len(text))[0][0]
-        if start < 0 or self._ascii:
+        start = self.regexes[index].Match(_UNANCHORED, text, pos, len(text))[0][0]
+        if start < 0 or self.ascii:
             return int(start)
         return int(_re2.BytesToCharLen(text, 0, start))
 

@@ -294,7 +294,9 @@ def test_the_compiled_prefilter_is_the_python_one() -> None:
     for low in (views(t).low for t in texts):
         picked, scanned = prefilter.pick(low), prefilter.scan(low)
         assert picked.candidates == scanned.candidates, low
-        assert (picked._utf8, picked._ascii) == (scanned._utf8, scanned._ascii)
+        assert picked == scanned and type(picked) is type(scanned), low
+    with pytest.raises(TypeError, match="a tuple type"):
+        engine._engine.Picker([], [], [], [], [], object, [])  # not a Scan
 
 
 def test_a_set_whose_dfa_gave_up_makes_every_pattern_of_it_a_candidate() -> None:
