@@ -30,7 +30,7 @@ _PRIVATE_KEY = re.compile(
 _URL_USERINFO = re.compile(r"://[^\s:/@?#'\"<>]*:([^\s@/?#'\"<>]+)@")
 _URL_QUERY = re.compile(r"[?&;](?:password|passwd|pwd)=([^&\s#;'\"]+)", re.IGNORECASE)
 # (the fixed prefixes a match starts with, pattern): each token family has one or a few,
-# so a text without them is not searched, and one with them from the first one on.
+# and its pattern is tried only where one of them stands (``_IN_TEXT``).
 _KEY_END = r"(?![A-Za-z0-9_\-])"
 _KEYS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
     (tuple(needles.split()), re.compile(pattern + _KEY_END))
@@ -168,7 +168,7 @@ def credentials(text: str, low: str | None, gates: Set[str]) -> Iterator[Span]:
     if gates.isdisjoint(_FIXED):
         return
     if low is None and ("api_key" in gates or "assigned" in gates or text.isascii()):
-        low = text.lower()  # a text with non-ASCII characters: ≈ 8 µs a KB, so only here
+        low = text.lower()  # (≈ 8 µs a KB past ASCII: only when a family reads it)
     in_text = _IN_TEXT.places(text) if "url" in gates or "api_key" in gates else {}
     in_low = _IN_LOW.places(low) if low is not None else {}
     folded = in_low if text.isascii() else None
