@@ -144,7 +144,7 @@ _IN_LOW = Needles(
     | {"query": ["password=", "passwd=", "pwd="], "bearer": ["bearer"]}
 )
 FAMILIES = frozenset(("private_key", "url", "api_key", "assigned"))  # (their gates' names)
-_FIXED = frozenset(("url", "api_key", "assigned"))  # the families found after their strings
+_FIXED = FAMILIES - {"private_key"}  # the families found after their strings
 
 
 def _anycase(

@@ -464,18 +464,23 @@ static int strongest_first(const void *a, const void *b) {
     return (x->order > y->order) - (x->order < y->order); /* ties keep their order */
 }
 
-/* ``round(x, 4)``. Python rounds x's exact value to 4 places (ties to even) and
- * returns the double nearest that decimal; so does this, without the decimal string
- * ``float.__round__`` writes and reads: x * 10^4, within a tenth of a millionth of
- * the exact product here, is rounded to the integer r, and r / 10^4 is the double
- * nearest r / 10^4 (both exact, the division correctly rounded). A product within
- * a millionth of a tie, or not in (-10^9, 10^9), is left to ``float.__round__``. */
+/* Whether x * ``scale`` (a power of 10) rounds, as Python rounds x's exact value
+ * (ties to even), to the integer put in ``*r``: the product here is within a tenth of
+ * a millionth of the exact one for |x * scale| < 10^9, so it does unless it falls
+ * within a millionth of a tie (which is left to Python's own rounding). */
+static inline int scaled(double x, double scale, double *r) {
+    double y = x * scale;
+    if (!(fabs(y) < 1e9)) return 0;
+    *r = nearbyint(y);
+    return fabs(fabs(y - *r) - 0.5) > 1e-6;
+}
+
+/* ``round(x, 4)``: the double nearest x's exact value rounded to 4 places, which r / 10^4
+ * is (both exact, the division correctly rounded), without the decimal string
+ * ``float.__round__`` writes and reads; near a tie, ``float.__round__``'s. */
 static PyObject *round4(double x) {
-    double y = x * 1e4;
-    if (fabs(y) < 1e9) {
-        double r = nearbyint(y);
-        if (fabs(fabs(y - r) - 0.5) > 1e-6) return PyFloat_FromDouble(r / 1e4);
-    }
+    double r;
+    if (scaled(x, 1e4, &r)) return PyFloat_FromDouble(r / 1e4);
     PyObject *f = PyFloat_FromDouble(x);
     PyObject *rounded = f ? PyObject_CallMethodOneArg(f, str_round, four) : NULL;
     Py_XDECREF(f);
@@ -633,20 +638,16 @@ static int weigh(Scorer *self, PyObject *found, double signal_score, double tota
     return 0;
 }
 
-/* The model's reason: its probability and the telling words it weighed most. */
 /* ``format(p, ".2f")`` for a probability ``p``: its exact value to 2 places, ties to
- * even, as ``format`` rounds. Written here as ``round4`` rounds (for 0 <= p <= 1,
- * away from a tie), else by ``format``. */
+ * even, as ``format`` rounds; written here for 0 <= p <= 1 away from a tie, else by
+ * ``format``. */
 static PyObject *two_places_of(double p) {
-    double y = p * 100;
-    if (y >= 0 && y <= 100) {
-        double r = nearbyint(y);
-        if (fabs(fabs(y - r) - 0.5) > 1e-6) {
-            int hundredths = (int)r;
-            char shown[] = {(char)('0' + hundredths / 100), '.', (char)('0' + hundredths / 10 % 10),
-                            (char)('0' + hundredths % 10)};
-            return PyUnicode_FromStringAndSize(shown, sizeof(shown));
-        }
+    double r;
+    if (p >= 0 && p <= 1 && scaled(p, 100, &r)) {
+        int hundredths = (int)r;
+        char shown[] = {(char)('0' + hundredths / 100), '.', (char)('0' + hundredths / 10 % 10),
+                        (char)('0' + hundredths % 10)};
+        return PyUnicode_FromStringAndSize(shown, sizeof(shown));
     }
     PyObject *f = PyFloat_FromDouble(p);
     PyObject *shown = f ? PyObject_Format(f, two_places) : NULL;
@@ -654,6 +655,7 @@ static PyObject *two_places_of(double p) {
     return shown;
 }
 
+/* The model's reason: its probability and the telling words it weighed most. */
 static PyObject *learned_reason(Scorer *self, double probability, PyObject *telling) {
     Py_ssize_t n = PyList_GET_SIZE(telling);
     Py_ssize_t *order = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));

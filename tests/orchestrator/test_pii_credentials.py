@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.screening import load, texts_1kb
 from orchestrator import pii_credentials
+from orchestrator.pii import GATES
 from orchestrator.pii_credentials import FAMILIES, Span, _where, credentials
 
 try:
@@ -135,6 +136,7 @@ def test_the_families_find_at_their_strings_what_a_whole_search_finds(
         assert got == want, text
         kinds.update(kind for kind, *_ in got)
     assert kinds == {"private_key", "url_password", "api_key", "secret"}
+    assert GATES.keys() >= FAMILIES  # (a family named by no gate would never be read)
     # the random texts reach every family, the case-blind ones in other cases
     assert any(
         span[0] == "url_password" and text[span[1] - 10 : span[1]].upper().endswith("PASSWD=")
