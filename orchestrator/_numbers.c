@@ -1,13 +1,20 @@
-/* The digit runs of a text that may be PII numbers, found in one pass (see
- * ``pii_numbers.py``, whose ``_runs_in_python`` is the reference).
+/* The PII numbers of a text, found in one pass (see ``pii_numbers.py``, whose
+ * ``_runs_in_python`` and ``_run`` are the reference).
  *
- * ``runs(text)`` reads the text's shape as ``pii_numbers._SHAPE`` makes it (a digit, a
- * letter, a space, one of ``.()-``, anything else), finds the runs ``_RUN`` finds in
- * it, and places each as ``numbers`` does: its end on its last digit, its start on a
- * ``+`` or ``(`` before it. It returns ``[(start, end, what), ...]`` in text order:
- * ``what`` has ``LETTERED`` (1) when ``_lettered`` reads the run, ``FREE`` (2) when
- * ``_classify`` does, or is ``GLUED`` (4), digits glued to letters for ``_iban`` at
- * ``start - 2``.
+ * ``find(text, out, fallback)`` reads the text's shape as ``pii_numbers._SHAPE`` makes
+ * it (a digit, a letter, a space, one of ``.()-``, anything else), finds the runs
+ * ``_RUN`` finds in it, and places each as ``numbers`` does: its end on its last
+ * digit, its start on a ``+`` or ``(`` before it. Each run is read for what
+ * ``_lettered`` finds (``LETTERED``, 1), what ``_classify`` finds (``FREE``, 2), or is
+ * digits glued to letters for ``_iban`` at ``start - 2`` (``GLUED``, 4); the spans
+ * ``(kind, start, end, rank)`` those rules find are appended to ``out``, in the order
+ * ``_run`` appends them.
+ *
+ * The rules are here, in C, for a run whose surroundings are ASCII (the 45 characters
+ * before it and the 80 after it, more than any rule reads): there, Python's Unicode
+ * classes, case folding and lowering are ASCII's. Any other run is handed to
+ * ``fallback(text, start, end, what, out)`` (``_run``). The data the rules read (the
+ * IBAN registry, the card lengths, the DNI letters) is given once, by ``configure``.
  *
  * A run no rule could take is left out, which is what makes this cheaper than the
  * loop in Python: most runs are dates, versions and counts. Free-standing, a run
@@ -23,6 +30,11 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 enum { LETTERED = 1, FREE = 2, GLUED = 4 };
 
@@ -37,7 +49,7 @@ static inline char shape(int kind, const void *data, Py_ssize_t i) {
 
 /* Where ``0 ?[0a]{4} ?[0a]{4}`` ends when it starts at ``at`` (the second '0' of a
  * run glued to letters), or -1. */
-static Py_ssize_t glued_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t at) {
+static inline Py_ssize_t glued_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t at) {
     if (at >= n || shape(kind, data, at) != '0') return -1;
     at++;
     for (int half = 0; half < 2; half++) {
@@ -57,14 +69,6 @@ static inline int alpha_at(int kind, const void *data, Py_ssize_t i) {
 /* Whether the two characters before ``at`` are letters (``text[at-2:at].isalpha()``). */
 static inline int letters_before(int kind, const void *data, Py_ssize_t at) {
     return at >= 2 && alpha_at(kind, data, at - 2) && alpha_at(kind, data, at - 1);
-}
-
-static int append(PyObject *out, Py_ssize_t start, Py_ssize_t end, int what) {
-    PyObject *item = Py_BuildValue("(nni)", start, end, what);
-    if (item == NULL) return -1;
-    int failed = PyList_Append(out, item);
-    Py_DECREF(item);
-    return failed;
 }
 
 /* Whether ``_classify`` may find something in the free-standing run text[start:end]:
@@ -131,10 +135,423 @@ static int worth(int kind, const void *data, Py_ssize_t n, Py_ssize_t start, Py_
     return what;
 }
 
+/* --- the rules, for a run with ASCII surroundings ------------------------------------ */
+
+typedef struct {
+    PyObject *text, *out, *fallback;
+    int kind;
+    const void *data;
+    Py_ssize_t n;
+    int ascii; /* the whole text is ASCII */
+} Text;
+
+/* What ``configure`` gave: by two capital letters, an IBAN's length (0: no country); by
+ * first digit, a bit per card length; the DNI's check letters. */
+static unsigned char IBAN_LENGTH[26][26];
+static uint32_t CARD_LENGTHS[10];
+static char DNI_LETTERS[24];
+static int configured;
+
+static PyObject *IP, *CARD, *NATIONAL_ID, *PHONE, *IBAN; /* the kinds */
+
+static inline Py_UCS4 ch(const Text *t, Py_ssize_t i) {
+    return PyUnicode_READ(t->kind, t->data, i);
+}
+static inline int is_digit(Py_UCS4 c) { return c >= '0' && c <= '9'; }
+static inline int alnum(Py_UCS4 c) { return is_digit(c) || ascii_letter(c); }
+static inline Py_UCS4 upper(Py_UCS4 c) { return c >= 'a' && c <= 'z' ? c - 32 : c; }
+
+static int span(const Text *t, PyObject *kind, Py_ssize_t start, Py_ssize_t end, int rank) {
+    PyObject *item = Py_BuildValue("(Onni)", kind, start, end, rank);
+    if (item == NULL) return -1;
+    int failed = PyList_Append(t->out, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+/* Whether the characters a rule may read around text[start:end] are ASCII. */
+static int ascii_around(const Text *t, Py_ssize_t start, Py_ssize_t end) {
+    if (t->ascii) return 1;
+    Py_ssize_t to = end + 80 < t->n ? end + 80 : t->n;
+    for (Py_ssize_t i = start > 45 ? start - 45 : 0; i < start; i++)
+        if (ch(t, i) >= 128) return 0;
+    for (Py_ssize_t i = end; i < to; i++)
+        if (ch(t, i) >= 128) return 0;
+    return 1;
+}
+
+/* The Luhn check of ``m`` ASCII digits. */
+static int luhn(const char *digits, int m) {
+    int total = 0, odd = 0;
+    for (int i = m - 1; i >= 0; i--) {
+        int d = digits[i] - '0';
+        if (odd) d = d > 4 ? d * 2 - 9 : d * 2;
+        total += d;
+        odd = !odd;
+    }
+    return total % 10 == 0;
+}
+
+/* Whether text[p:p+k] is k digits. */
+static int digits_at(const Text *t, Py_ssize_t p, int k) {
+    for (int i = 0; i < k; i++)
+        if (!is_digit(ch(t, p + i))) return 0;
+    return 1;
+}
+
+/* Where ``_IPV4`` ends when matched at ``p`` in text[:b], or -1. Each ``\d{1,3}``
+ * takes what it can: giving a digit back leaves a digit where a dot must be. */
+static Py_ssize_t ipv4_end(const Text *t, Py_ssize_t p, Py_ssize_t b) {
+    for (int part = 0; part < 4; part++) {
+        if (part) {
+            if (p >= b || ch(t, p) != '.') return -1;
+            p++;
+        }
+        int k = 0;
+        while (k < 3 && p < b && is_digit(ch(t, p))) p++, k++;
+        if (!k) return -1;
+    }
+    return p;
+}
+
+/* ``_ipv4_ok``: every part at most 255 with no leading zero, and not 127., 0. or 255. */
+static int ipv4_ok(const Text *t, Py_ssize_t a, Py_ssize_t b) {
+    int first = -1;
+    for (Py_ssize_t p = a; p < b; p++) {
+        int value = 0, size = 0;
+        Py_UCS4 lead = ch(t, p);
+        for (; p < b && ch(t, p) != '.'; p++, size++) value = value * 10 + (int)(ch(t, p) - '0');
+        if (value > 255 || (size > 1 && lead == '0')) return 0;
+        if (first < 0) first = value;
+    }
+    return first != 127 && first != 0 && first != 255;
+}
+
+/* Where ``_CARD`` (``\d(?:[ \-]?\d){12,18}``) ends when matched at ``p`` in text[:b],
+ * or -1: each repeat takes a separator only with a digit after it. */
+static Py_ssize_t card_end(const Text *t, Py_ssize_t p, Py_ssize_t b) {
+    if (!is_digit(ch(t, p))) return -1;
+    Py_ssize_t i = p + 1;
+    int k = 0;
+    while (k < 18) {
+        Py_ssize_t j = i;
+        if (j < b && (ch(t, j) == ' ' || ch(t, j) == '-')) j++;
+        if (j >= b || !is_digit(ch(t, j))) break;
+        i = j + 1;
+        k++;
+    }
+    return k >= 12 ? i : -1;
+}
+
+/* ``_card_ok``: a length the first digit's networks use, and the Luhn check. */
+static int card_ok(const Text *t, Py_ssize_t a, Py_ssize_t b) {
+    char digits[20];
+    int m = 0;
+    for (Py_ssize_t p = a; p < b; p++)
+        if (is_digit(ch(t, p))) digits[m++] = (char)ch(t, p); /* (19 at most) */
+    return m && (CARD_LENGTHS[digits[0] - '0'] >> m) & 1 && luhn(digits, m);
+}
+
+/* The lowered 40 characters before a run, which the words that name a number are
+ * looked for in (``context`` in ``_classify``). */
+typedef struct {
+    char chars[40];
+    int n;
+} Before;
+
+static void before(const Text *t, Py_ssize_t start, Before *c) {
+    Py_ssize_t from = start > 40 ? start - 40 : 0;
+    c->n = (int)(start - from);
+    for (int i = 0; i < c->n; i++) {
+        Py_UCS4 x = ch(t, from + i);
+        c->chars[i] = (char)(x >= 'A' && x <= 'Z' ? x + 32 : x);
+    }
+}
+
+static const char *const PHONE_WORDS[] = {
+    "call", "phone", "cell", "mobile", "mob", "tel", "text", "sms", "whatsapp", "fax",
+    "contact", "reach", "ring", "dial", "number", "ph", NULL,
+};
+static const char *const SSN_WORDS[] = {
+    "ssn", "social security number", "social security", "taxpayer id", "tin", NULL,
+};
+static const char *const SIN_WORDS[] = {"sin", "social insurance number", "social insurance", NULL};
+
+/* Whether ``(?:word|…)\b[^\n\d]{0,tail}$`` is found in ``c`` (``$``: at its end, or
+ * before a newline that ends it). */
+static int named(const Before *c, const char *const *words, int tail) {
+    int end = c->n && c->chars[c->n - 1] == '\n' ? c->n - 1 : c->n;
+    for (; *words; words++) {
+        int size = (int)strlen(*words);
+        for (int p = 0; p + size <= end; p++) {
+            int e = p + size;
+            if (memcmp(c->chars + p, *words, size) != 0 || end - e > tail) continue;
+            if (e < c->n && (alnum(c->chars[e]) || c->chars[e] == '_')) continue; /* \b */
+            int k = e;
+            while (k < end && c->chars[k] != '\n' && !is_digit(c->chars[k])) k++;
+            if (k == end) return 1;
+        }
+    }
+    return 0;
+}
+
+/* ``_national``: a US SSN (``536-22-1478``; bare after "SSN") or a Canadian SIN
+ * after "SIN", in the run text[a:b] of 9 or 11 characters. */
+static int national(const Text *t, Py_ssize_t a, Py_ssize_t b, const Before *c) {
+    Py_ssize_t m = b - a;
+    Py_UCS4 sep = m == 11 ? ch(t, a + 3) : 0;
+    if (m == 11 && (sep == ' ' || sep == '-') && digits_at(t, a, 3) && digits_at(t, a + 4, 2) &&
+        ch(t, a + 6) == sep && digits_at(t, a + 7, 4)) { /* _SSN */
+        int area = (int)((ch(t, a) - '0') * 100 + (ch(t, a + 1) - '0') * 10 + ch(t, a + 2) - '0');
+        int group = ch(t, a + 4) != '0' || ch(t, a + 5) != '0';
+        int serial = !(ch(t, a + 7) == '0' && ch(t, a + 8) == '0' && ch(t, a + 9) == '0' &&
+                       ch(t, a + 10) == '0');
+        return area != 0 && area != 666 && area < 900 && group && serial;
+    }
+    if (digits_at(t, a, (int)m)) return named(c, SSN_WORDS, 12);
+    if (!(m == 11 && (sep == ' ' || sep == '-') && digits_at(t, a, 3) && digits_at(t, a + 4, 3) &&
+          ch(t, a + 7) == sep && digits_at(t, a + 8, 3))) /* _SIN */
+        return 0;
+    char digits[9];
+    for (int i = 0; i < 3; i++) {
+        digits[i] = (char)ch(t, a + i);
+        digits[3 + i] = (char)ch(t, a + 4 + i);
+        digits[6 + i] = (char)ch(t, a + 8 + i);
+    }
+    return luhn(digits, 9) && named(c, SIN_WORDS, 12);
+}
+
+/* Phone patterns matched whole against a run of at most 63 characters: bit i of a
+ * ``Reach`` says the pattern so far can end at offset i, and each step moves the bits
+ * whose character is in a class on by one (what a backtracking ``fullmatch`` finds,
+ * without the backtracking). */
+typedef uint64_t Reach;
+
+typedef struct {
+    Reach digit, zero, one, plus, open, close, space, dot, dash; /* bit i: the class of run[i] */
+    int m;
+} Classes;
+
+static void classes(const Text *t, Py_ssize_t a, Py_ssize_t b, Classes *k) {
+    memset(k, 0, sizeof(*k));
+    k->m = (int)(b - a);
+    for (int i = 0; i < k->m; i++) {
+        Py_UCS4 c = ch(t, a + i);
+        Reach bit = (Reach)1 << i;
+        if (is_digit(c)) k->digit |= bit;
+        if (c == '0') k->zero |= bit;
+        if (c == '1') k->one |= bit;
+        if (c == '+') k->plus |= bit;
+        if (c == '(') k->open |= bit;
+        if (c == ')') k->close |= bit;
+        if (c == ' ') k->space |= bit;
+        if (c == '.') k->dot |= bit;
+        if (c == '-') k->dash |= bit;
+    }
+}
+
+/* Where ``[class]{lo,hi}`` can end after any place in ``from``. */
+static Reach rep(Reach from, Reach cls, int lo, int hi) {
+    Reach out = lo ? 0 : from, now = from;
+    for (int k = 1; k <= hi && now; k++) {
+        now = (now & cls) << 1;
+        if (k >= lo) out |= now;
+    }
+    return out;
+}
+
+static inline int whole(const Classes *k, Reach reach) { return (reach >> k->m) & 1; }
+
+/* ``_INTL_PHONE``: ``\+\d{1,3}(?:[ .\-]?\(?\d{1,5}\)?){2,6}`` */
+static int intl_phone(const Classes *k) {
+    Reach sep = k->space | k->dot | k->dash, now = rep(rep(1, k->plus, 1, 1), k->digit, 1, 3), all = 0;
+    for (int g = 1; g <= 6; g++) {
+        now = rep(rep(rep(rep(now, sep, 0, 1), k->open, 0, 1), k->digit, 1, 5), k->close, 0, 1);
+        if (g >= 2) all |= now;
+    }
+    return whole(k, all);
+}
+
+/* ``_TRUNK_PHONE``: ``0[1-9]\d{0,3}[ \-]?\d{2,8}(?:[ \-]\d{2,4}){0,2}`` */
+static int trunk_phone(const Classes *k) {
+    Reach sep = k->space | k->dash;
+    Reach now = rep(rep(rep(1, k->zero, 1, 1), k->digit & ~k->zero, 1, 1), k->digit, 0, 3);
+    now = rep(rep(now, sep, 0, 1), k->digit, 2, 8);
+    Reach all = now;
+    for (int g = 0; g < 2; g++) all |= now = rep(rep(now, sep, 1, 1), k->digit, 2, 4);
+    return whole(k, all);
+}
+
+/* ``_US_PHONE``: ``(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}([.\-]))\d{3}[ .\-]\d{4}`` */
+static int us_phone(const Classes *k) {
+    Reach sep = k->space | k->dot | k->dash;
+    Reach now = 1 | rep(rep(1, k->one, 1, 1), sep, 1, 1);
+    Reach paren = rep(rep(rep(rep(now, k->open, 1, 1), k->digit, 3, 3), k->close, 1, 1), k->space, 0, 1);
+    Reach plain = rep(rep(now, k->digit, 3, 3), k->dot | k->dash, 1, 1);
+    return whole(k, rep(rep(rep(paren | plain, k->digit, 3, 3), sep, 1, 1), k->digit, 4, 4));
+}
+
+/* ``_BARE_PHONE``: ``\d{10}|\d{3}-\d{4}|\d{3} \d{3} \d{4}`` */
+static int bare_phone(const Classes *k) {
+    Reach three = rep(1, k->digit, 3, 3);
+    Reach spaced = rep(rep(rep(three, k->space, 1, 1), k->digit, 3, 3), k->space, 1, 1);
+    return whole(k, rep(1, k->digit, 10, 10) | rep(rep(three, k->dash, 1, 1), k->digit, 4, 4) |
+                        rep(spaced, k->digit, 4, 4));
+}
+
+/* ``_is_phone`` for the run text[a:b]. */
+static int is_phone(const Text *t, Py_ssize_t a, Py_ssize_t b, const Before *c) {
+    if (b - a > 52) return 0; /* longer than any phone pattern takes (the international one) */
+    Classes k;
+    classes(t, a, b, &k);
+    int digits = __builtin_popcountll(k.digit);
+    if (ch(t, a) == '+') return digits >= 8 && digits <= 15 && intl_phone(&k);
+    if (ch(t, a) == '0' && k.m >= 9 && k.m <= 16 && trunk_phone(&k)) return digits >= 9 && digits <= 12;
+    if (us_phone(&k)) return 1;
+    return bare_phone(&k) && named(c, PHONE_WORDS, 16);
+}
+
+/* ``_classify``: the free-standing run text[a:b], for IPv4 addresses, cards, national
+ * ids and phones, in that order. */
+static int classify(const Text *t, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t m = b - a, dots = 0;
+    for (Py_ssize_t p = a; p < b; p++) dots += ch(t, p) == '.';
+    if (dots >= 3)
+        for (Py_ssize_t p = a; p < b;) {
+            Py_ssize_t e = ipv4_end(t, p, b);
+            if (e < 0) {
+                p++;
+                continue;
+            }
+            if (ipv4_ok(t, p, e) && span(t, IP, p, e, 9) < 0) return -1;
+            p = e;
+        }
+    if (m >= 13)
+        for (Py_ssize_t p = a; p < b;) {
+            Py_ssize_t e = card_end(t, p, b);
+            if (e < 0) {
+                p++;
+                continue;
+            }
+            if (card_ok(t, p, e) && span(t, CARD, p, e, 5) < 0) return -1;
+            p = e;
+        }
+    Before c;
+    before(t, a, &c);
+    if ((m == 9 || m == 11) && national(t, a, b, &c) && span(t, NATIONAL_ID, a, b, 6) < 0) return -1;
+    if (is_phone(t, a, b, &c) && span(t, PHONE, a, b, 8) < 0) return -1;
+    return 0;
+}
+
+/* ``_iban`` at ``s``, the country code's first letter. */
+static int iban(const Text *t, Py_ssize_t s) {
+    if (s + 2 > t->n) return 0;
+    Py_UCS4 c1 = upper(ch(t, s)), c2 = upper(ch(t, s + 1));
+    if (c1 < 'A' || c1 > 'Z' || c2 < 'A' || c2 > 'Z') return 0;
+    int length = IBAN_LENGTH[c1 - 'A'][c2 - 'A'];
+    if (!length || (s && alnum(ch(t, s - 1)))) return 0;
+    /* _IBAN_HEAD: [A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){10,32}, each repeat taking a space
+     * only with a letter or digit after it */
+    if (s + 4 > t->n || !digits_at(t, s + 2, 2)) return 0;
+    Py_ssize_t head = s + 4;
+    int k = 0;
+    for (; k < 32; k++) {
+        Py_ssize_t j = head < t->n && ch(t, head) == ' ' ? head + 1 : head;
+        if (j >= t->n || !alnum(ch(t, j))) break;
+        head = j + 1;
+    }
+    if (k < 10) return 0;
+    int taken = 0;
+    Py_ssize_t end = s;
+    for (; end < head && taken < length; end++) taken += ch(t, end) != ' ';
+    if (taken != length || (end < t->n && alnum(ch(t, end)))) return 0;
+    /* iban_ok: the country and check digits moved to the end, each letter read as its
+     * number (A = 10 … Z = 35), mod 97 */
+    int rest = 0;
+    for (Py_ssize_t i = 0; i < end - s; i++) {
+        Py_ssize_t p = s + (i + 4) % (end - s);
+        Py_UCS4 x = upper(ch(t, p));
+        if (x == ' ') continue;
+        rest = is_digit(x) ? (rest * 10 + (int)(x - '0')) % 97 : (rest * 100 + (int)(x - 'A' + 10)) % 97;
+    }
+    return rest == 1 ? span(t, IBAN, s, end, 4) : 0;
+}
+
+/* Where ``_NINO`` ends when matched at ``p`` in text[:stop] (its look-behind reads the
+ * text before ``p``; its look-ahead finds ``stop`` the end), or -1. Each `` ?`` takes
+ * its space: without it, a digit or letter would have to stand where the space does. */
+static Py_ssize_t nino_end(const Text *t, Py_ssize_t p, Py_ssize_t stop) {
+    static const char FIRST[] = "ABCEGHJKLMNOPRSTWXYZ", SECOND[] = "ABCEGHJKLMNPRSTWXYZ";
+    if ((p && alnum(ch(t, p - 1))) || p + 2 > stop) return -1;
+    Py_UCS4 a = upper(ch(t, p)), b = upper(ch(t, p + 1));
+    if (!ascii_letter(a) || !ascii_letter(b) || !strchr(FIRST, (int)a) || !strchr(SECOND, (int)b))
+        return -1;
+    Py_ssize_t i = p + 2;
+    for (int pair = 0; pair < 3; pair++) {
+        if (i < stop && ch(t, i) == ' ') i++;
+        if (i + 2 > stop || !digits_at(t, i, 2)) return -1;
+        i += 2;
+    }
+    if (i < stop && ch(t, i) == ' ') i++;
+    if (i >= stop || upper(ch(t, i)) < 'A' || upper(ch(t, i)) > 'D') return -1;
+    i++;
+    return i < stop && alnum(ch(t, i)) ? -1 : i;
+}
+
+/* ``_lettered``: the run text[start:end] glued to letters, for an IBAN, a NINO and a
+ * DNI or NIE, in that order. */
+static int lettered(const Text *t, Py_ssize_t start, Py_ssize_t end) {
+    if (start >= 2 && ascii_letter(ch(t, start - 2)) && ascii_letter(ch(t, start - 1)) &&
+        iban(t, start - 2) < 0)
+        return -1;
+    if ((end - start == 6 || end - start == 8) && start >= 2) {
+        Py_ssize_t stop = end + 3 < t->n ? end + 3 : t->n;
+        for (Py_ssize_t p = start >= 3 ? start - 3 : 0; p < stop;) {
+            Py_ssize_t e = nino_end(t, p, stop);
+            if (e < 0) {
+                p++;
+                continue;
+            }
+            char pair[3] = {(char)upper(ch(t, p)), (char)upper(ch(t, p + 1)), 0};
+            if (!strstr("BG GB NK KN TN NT ZZ", pair) && span(t, NATIONAL_ID, p, e, 6) < 0) return -1;
+            p = e;
+        }
+    }
+    /* a DNI: 8 digits and their check letter; a NIE: X, Y or Z, 7 digits and the letter */
+    Py_ssize_t size = end - start;
+    if ((size != 7 && size != 8) || end >= t->n || !ascii_letter(ch(t, end)) ||
+        (end + 1 < t->n && alnum(ch(t, end + 1))) || !digits_at(t, start, (int)size))
+        return 0;
+    long number = 0;
+    for (Py_ssize_t p = start; p < end; p++) number = number * 10 + (long)(ch(t, p) - '0');
+    char letter = (char)upper(ch(t, end));
+    if (size == 8)
+        return DNI_LETTERS[number % 23] == letter ? span(t, NATIONAL_ID, start, end + 1, 6) : 0;
+    Py_UCS4 head = start ? upper(ch(t, start - 1)) : 0;
+    if (head != 'X' && head != 'Y' && head != 'Z') return 0;
+    number += (long)(head - 'X') * 10000000L;
+    return DNI_LETTERS[number % 23] == letter ? span(t, NATIONAL_ID, start - 1, end + 1, 6) : 0;
+}
+
+/* What ``_run`` appends for the run text[start:end] read as ``what``: here when its
+ * surroundings are ASCII, else by ``fallback``. */
+static int take(const Text *t, Py_ssize_t start, Py_ssize_t end, int what) {
+    if (!ascii_around(t, start, end)) {
+        PyObject *done = PyObject_CallFunction(t->fallback, "OnniO", t->text, start, end, what, t->out);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    if (what == GLUED) return iban(t, start - 2);
+    if (what & LETTERED && lettered(t, start, end) < 0) return -1;
+    return what & FREE ? classify(t, start, end) : 0;
+}
+
 /* A run text[start:end] of digits, dots, spaces and ``()-``, placed and chosen as
  * ``numbers`` does. */
-static int place_run(PyObject *out, int kind, const void *data, Py_ssize_t n, Py_ssize_t start,
-                     Py_ssize_t end) {
+static int place_run(const Text *t, Py_ssize_t start, Py_ssize_t end) {
+    int kind = t->kind;
+    const void *data = t->data;
+    Py_ssize_t n = t->n;
     while (!Py_UNICODE_ISDIGIT(PyUnicode_READ(kind, data, end - 1))) end--;
     if (start) {
         Py_UCS4 c = PyUnicode_READ(kind, data, start - 1);
@@ -151,13 +568,22 @@ static int place_run(PyObject *out, int kind, const void *data, Py_ssize_t n, Py
     else
         chosen = FREE;
     int what = worth(kind, data, n, start, end, chosen);
-    return what ? append(out, start, end, what) : 0;
+    return what ? take(t, start, end, what) : 0;
 }
 
 /* The first ASCII digit at or after ``at`` (``n`` when there is none). */
-static Py_ssize_t next_digit(int kind, const void *data, Py_ssize_t n, Py_ssize_t at) {
+static inline Py_ssize_t next_digit(int kind, const void *data, Py_ssize_t n, Py_ssize_t at) {
     if (kind == PyUnicode_1BYTE_KIND) { /* most texts: a byte per character */
         const Py_UCS1 *bytes = data;
+#ifdef __SSE2__
+        /* 16 at a time: a byte minus '0' is at most 9 for a digit */
+        const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+        for (; at + 16 <= n; at += 16) {
+            __m128i x = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(bytes + at)), zero);
+            int digits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(x, nine), x));
+            if (digits) return at + __builtin_ctz((unsigned)digits);
+        }
+#endif
         while (at < n && (unsigned)(bytes[at] - '0') > 9) at++;
         return at;
     }
@@ -165,17 +591,12 @@ static Py_ssize_t next_digit(int kind, const void *data, Py_ssize_t n, Py_ssize_
     return at;
 }
 
-static PyObject *runs(PyObject *module, PyObject *text) {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "runs() takes a str");
-        return NULL;
-    }
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    PyObject *out = PyList_New(0);
-    if (out == NULL) return NULL;
-    Py_ssize_t at = 0;
+/* The runs of ``t`` and what the rules find in them (see ``find``). Inlined once per
+ * kind, so that a 1-byte text, most texts, is read without a switch on its kind per
+ * character. */
+static inline __attribute__((always_inline)) int scan(const Text *t, int kind) {
+    const void *data = t->data;
+    Py_ssize_t n = t->n, at = 0;
     while (at < n) {
         at = next_digit(kind, data, n, at);
         if (at >= n) break;
@@ -187,7 +608,7 @@ static PyObject *runs(PyObject *module, PyObject *text) {
             end++;
         }
         if (end - at - 1 >= 5) {
-            if (place_run(out, kind, data, n, at, end) < 0) goto fail;
+            if (place_run(t, at, end) < 0) return -1;
             at = end;
             continue;
         }
@@ -197,23 +618,94 @@ static PyObject *runs(PyObject *module, PyObject *text) {
             at++;
             continue;
         }
-        if (letters_before(kind, data, at) && append(out, at, end, GLUED) < 0) goto fail;
+        if (letters_before(kind, data, at) && take(t, at, end, GLUED) < 0) return -1;
         at = end;
     }
-    return out;
-fail:
-    Py_DECREF(out);
-    return NULL;
+    return 0;
+}
+
+static PyObject *find(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyList_Check(args[1]) ||
+        !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "find() takes a str, a list and a callable");
+        return NULL;
+    }
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "_numbers.configure() was not called");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    Text t = {text, args[1], args[2], PyUnicode_KIND(text), PyUnicode_DATA(text),
+              PyUnicode_GET_LENGTH(text), PyUnicode_IS_ASCII(text)};
+    int failed = t.kind == PyUnicode_1BYTE_KIND   ? scan(&t, PyUnicode_1BYTE_KIND)
+                 : t.kind == PyUnicode_2BYTE_KIND ? scan(&t, PyUnicode_2BYTE_KIND)
+                                                  : scan(&t, PyUnicode_4BYTE_KIND);
+    if (failed) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ``configure(iban_lengths, card_lengths, dni_letters)``: by country code, an IBAN's
+ * length; by first digit, a card's lengths; the DNI's 23 check letters. */
+static PyObject *configure(PyObject *module, PyObject *args) {
+    PyObject *ibans, *cards;
+    const char *letters;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "O!O!s#", &PyDict_Type, &ibans, &PyDict_Type, &cards, &letters,
+                          &size))
+        return NULL;
+    unsigned char iban_length[26][26] = {{0}};
+    uint32_t card_lengths[10] = {0};
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(ibans, &pos, &key, &value)) {
+        const char *code = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        long length = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
+        if (code == NULL || strlen(code) != 2 || code[0] < 'A' || code[0] > 'Z' || code[1] < 'A' ||
+            code[1] > 'Z' || length < 5 || length > 34) {
+            PyErr_SetString(PyExc_ValueError, "an IBAN length is a capital country code and 5..34");
+            return NULL;
+        }
+        iban_length[code[0] - 'A'][code[1] - 'A'] = (unsigned char)length;
+    }
+    pos = 0;
+    while (PyDict_Next(cards, &pos, &key, &value)) {
+        const char *first = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        PyObject *lengths = PySequence_Fast(value, "card lengths are a sequence");
+        if (lengths == NULL) return NULL;
+        int ok = first != NULL && strlen(first) == 1 && first[0] >= '0' && first[0] <= '9';
+        for (Py_ssize_t i = 0; ok && i < PySequence_Fast_GET_SIZE(lengths); i++) {
+            long length = PyLong_AsLong(PySequence_Fast_GET_ITEM(lengths, i));
+            ok = length >= 13 && length <= 19;
+            if (ok) card_lengths[first[0] - '0'] |= 1u << length;
+        }
+        Py_DECREF(lengths);
+        if (!ok) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "card lengths are by first digit, 13..19");
+            return NULL;
+        }
+    }
+    if (size != 23) {
+        PyErr_SetString(PyExc_ValueError, "the DNI has 23 check letters");
+        return NULL;
+    }
+    memcpy(IBAN_LENGTH, iban_length, sizeof(IBAN_LENGTH));
+    memcpy(CARD_LENGTHS, card_lengths, sizeof(CARD_LENGTHS));
+    memcpy(DNI_LETTERS, letters, 23);
+    configured = 1;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"runs", (PyCFunction)runs, METH_O,
-     "runs(text) -> [(start, end, what), ...]: the digit runs that may be PII numbers"},
+    {"find", (PyCFunction)(void (*)(void))find, METH_FASTCALL,
+     "find(text, out, fallback): append the PII numbers in text to out"},
+    {"configure", (PyCFunction)configure, METH_VARARGS,
+     "configure(iban_lengths, card_lengths, dni_letters): the data the rules read"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_numbers", "The digit runs that may be PII numbers, in C.", -1,
+    PyModuleDef_HEAD_INIT, "_numbers", "The PII numbers of a text, in C.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 
@@ -224,6 +716,10 @@ PyMODINIT_FUNC PyInit__numbers(void) {
                    : c == ' '                                         ? ' '
                    : c == '.' || c == '(' || c == ')' || c == '-'     ? '.'
                                                                       : 'x';
+    if (!(IP = PyUnicode_InternFromString("ip")) || !(CARD = PyUnicode_InternFromString("card")) ||
+        !(NATIONAL_ID = PyUnicode_InternFromString("national_id")) ||
+        !(PHONE = PyUnicode_InternFromString("phone")) || !(IBAN = PyUnicode_InternFromString("iban")))
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "LETTERED", LETTERED) < 0 ||

@@ -1,5 +1,15 @@
+from collections.abc import Callable, Mapping, Sequence
+
 LETTERED: int
 FREE: int
 GLUED: int
 
-def runs(text: str, /) -> list[tuple[int, int, int]]: ...
+def configure(
+    iban_lengths: Mapping[str, int], card_lengths: Mapping[str, Sequence[int]], dni_letters: str, /
+) -> None: ...
+def find(
+    text: str,
+    out: list[tuple[str, int, int, int]],
+    fallback: Callable[[str, int, int, int, list[tuple[str, int, int, int]]], None],
+    /,
+) -> None: ...

@@ -1,11 +1,13 @@
 """Numbers that are PII: phones, cards, national ids, IBANs and IPv4 addresses.
 
-One scan of the text's shape finds the digit runs; each is classified in Python with
-checksums (Luhn, IBAN mod 97, DNI mod 23) and the formats of national numbering plans,
-cheap tests first. Bare numbers that could be anything (``4155550123``, ``536221478``)
-count only after a word that names them. The scan is in C when it is compiled
-(``orchestrator/_numbers.c``): it also leaves out the runs no rule could take (most
-runs are dates, versions and counts), so only the others cost any Python.
+One scan of the text's shape finds the digit runs; each is classified with checksums
+(Luhn, IBAN mod 97, DNI mod 23) and the formats of national numbering plans, cheap
+tests first. Bare numbers that could be anything (``4155550123``, ``536221478``)
+count only after a word that names them. When the C core is compiled
+(``orchestrator/_numbers.c``), the scan and the rules run there: it leaves out the runs
+no rule could take (most runs are dates, versions and counts), and applies the rules
+below to the others, handing back to ``_run`` only a run with characters past ASCII
+around it (where Python's Unicode rules are not ASCII's).
 """
 
 from __future__ import annotations
@@ -116,24 +118,33 @@ def _ipv4_ok(value: str) -> bool:
 
 
 LETTERED, FREE, GLUED = 1, 2, 4  # what a run is read for (as ``_numbers.c`` numbers them)
+if _numbers is not None:
+    _numbers.configure(_IBAN_LENGTHS, _CARD_LENGTHS, _DNI_LETTERS)
 
 
 def numbers(text: str, out: list[Span]) -> None:
     """Add the phones, cards, national ids, IBANs and IPv4 addresses in ``text``."""
-    found = _runs_in_python(text) if _numbers is None else _numbers.runs(text)
-    for start, end, what in found:
-        if what == GLUED:
-            _iban(text, start - 2, out)
-            continue
-        if what & LETTERED:
-            _lettered(text, start, end, out)
-        if what & FREE:
-            _classify(text[start:end], start, text[max(0, start - 40) : start].lower(), out)
+    if _numbers is not None:
+        _numbers.find(text, out, _run)  # the same, in C (``_run`` past ASCII)
+        return
+    for start, end, what in _runs_in_python(text):
+        _run(text, start, end, what, out)
+
+
+def _run(text: str, start: int, end: int, what: int, out: list[Span]) -> None:
+    """Add what the rules find in the run ``text[start:end]``, read as ``what``."""
+    if what == GLUED:
+        _iban(text, start - 2, out)
+        return
+    if what & LETTERED:
+        _lettered(text, start, end, out)
+    if what & FREE:
+        _classify(text[start:end], start, text[max(0, start - 40) : start].lower(), out)
 
 
 def _runs_in_python(text: str) -> Iterator[tuple[int, int, int]]:
     """The digit runs in ``text`` as ``(start, end, what)`` (the reference for
-    ``_numbers.runs``, which also leaves out the runs no rule could take)."""
+    ``_numbers.find``'s scan, which also leaves out the runs no rule could take)."""
     shape = text.encode("ascii", "replace").translate(_SHAPE)  # one byte per character
     for m in _RUN.finditer(shape):
         start, end = m.start(), m.end()
