@@ -1,7 +1,7 @@
 """Builds the screening core's C extensions (``orchestrator/injection/_words.c``, the
 model's word weigher and the views' fold and latin, ``_wordseq.c``, the word-chain
-scanner, ``_engine.c``, the signal matching around them, ``orchestrator/_numbers.c``,
-the digit runs PII numbers are read from, and ``orchestrator/_needles.c``, the fixed
+scanner, ``_engine.c``, the signal matching around them, ``orchestrator/_pii.c``,
+the PII numbers and e-mail addresses, and ``orchestrator/_needles.c``, the fixed
 strings credentials start at).
 
 Run by hatchling for every wheel, the editable one ``uv sync`` installs included (the
@@ -28,7 +28,7 @@ SOURCES = {
     "orchestrator/injection/_words": "orchestrator/injection/_words.c",
     "orchestrator/injection/_wordseq": "orchestrator/injection/_wordseq.c",
     "orchestrator/injection/_engine": "orchestrator/injection/_engine.c",
-    "orchestrator/_numbers": "orchestrator/_numbers.c",
+    "orchestrator/_pii": "orchestrator/_pii.c",
     "orchestrator/_needles": "orchestrator/_needles.c",
 }
 

@@ -4,7 +4,7 @@ One scan of the text's shape finds the digit runs; each is classified with check
 (Luhn, IBAN mod 97, DNI mod 23) and the formats of national numbering plans, cheap
 tests first. Bare numbers that could be anything (``4155550123``, ``536221478``)
 count only after a word that names them. When the C core is compiled
-(``orchestrator/_numbers.c``), the scan and the rules run there: it leaves out the runs
+(``orchestrator/_pii.c``), the scan and the rules run there: it leaves out the runs
 no rule could take (most runs are dates, versions and counts), and applies the rules
 below to the others, handing back to ``_run`` only a run with characters past ASCII
 around it (where Python's Unicode rules are not ASCII's).
@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterator
 
 try:
-    from orchestrator import _numbers
+    from orchestrator import _pii
 except ImportError:  # not compiled (see hatch_build.py): the same scan, in Python
-    _numbers = None  # type: ignore[assignment]
+    _pii = None  # type: ignore[assignment]
 
 Span = tuple[str, int, int, int]  # kind, start, end, rank (lower wins a tie)
 
@@ -117,15 +117,15 @@ def _ipv4_ok(value: str) -> bool:
     return not value.startswith(_NOT_IP)  # loopback, "this network", netmasks
 
 
-LETTERED, FREE, GLUED = 1, 2, 4  # what a run is read for (as ``_numbers.c`` numbers them)
-if _numbers is not None:
-    _numbers.configure(_IBAN_LENGTHS, _CARD_LENGTHS, _DNI_LETTERS)
+LETTERED, FREE, GLUED = 1, 2, 4  # what a run is read for (as ``_pii.c`` numbers them)
+if _pii is not None:
+    _pii.configure(_IBAN_LENGTHS, _CARD_LENGTHS, _DNI_LETTERS)
 
 
 def numbers(text: str, out: list[Span]) -> None:
     """Add the phones, cards, national ids, IBANs and IPv4 addresses in ``text``."""
-    if _numbers is not None:
-        _numbers.find(text, out, _run)  # the same, in C (``_run`` past ASCII)
+    if _pii is not None:
+        _pii.find(text, out, _run)  # the same, in C (``_run`` past ASCII)
         return
     for start, end, what in _runs_in_python(text):
         _run(text, start, end, what, out)
@@ -144,7 +144,7 @@ def _run(text: str, start: int, end: int, what: int, out: list[Span]) -> None:
 
 def _runs_in_python(text: str) -> Iterator[tuple[int, int, int]]:
     """The digit runs in ``text`` as ``(start, end, what)`` (the reference for
-    ``_numbers.find``'s scan, which also leaves out the runs no rule could take)."""
+    ``_pii.find``'s scan, which also leaves out the runs no rule could take)."""
     shape = text.encode("ascii", "replace").translate(_SHAPE)  # one byte per character
     for m in _RUN.finditer(shape):
         start, end = m.start(), m.end()

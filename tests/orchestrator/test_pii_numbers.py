@@ -1,4 +1,4 @@
-"""PII numbers in C (``_numbers.c``): its scan finds the runs the Python one finds, the
+"""PII numbers in C (``_pii.c``): its scan finds the runs the Python one finds, the
 runs it leaves out are ones no rule could take, and its rules find what the Python
 rules find."""
 
@@ -14,7 +14,7 @@ from orchestrator import pii_numbers
 from orchestrator.pii_numbers import Span, numbers
 
 try:
-    from orchestrator import _numbers as compiled
+    from orchestrator import _pii as compiled
 except ImportError:  # not compiled (no compiler on this machine)
     compiled = None  # type: ignore[assignment]
 needs_c = pytest.mark.skipif(compiled is None, reason="the C core is not compiled")
@@ -122,7 +122,7 @@ def _found(text: str) -> list[Span]:
 def _in_python(text: str, monkeypatch: pytest.MonkeyPatch) -> list[Span]:
     """What ``numbers`` finds when every run goes through the rules in Python."""
     with monkeypatch.context() as patched:
-        patched.setattr(pii_numbers, "_numbers", None)
+        patched.setattr(pii_numbers, "_pii", None)
         return _found(text)
 
 

@@ -507,6 +507,24 @@ def test_an_email_local_part_read_backwards_is_the_one_a_search_finds() -> None:
     assert compared > 2000
 
 
+@pytest.mark.skipif(pii._compiled_emails is None, reason="the C core is not compiled")
+def test_the_compiled_emails_find_what_the_python_ones_do() -> None:
+    rng = random.Random(6)
+    pieces = [*"aZ9._%+'-@ :/\n", "\u00e9", "\u0101", "@", "@", "com", "io", "uk", "x1", "-b"]
+    pieces += ["example", "co.", ".", "..", "a" * 23, "mailto:", "https://", "git@", ":src"]
+    pieces += ["@example.com", "b.co.uk", "@x-y.io", "@-x.io"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 40))) for _ in range(30_000)]
+    texts += [str(r["text"]) for r in load("pii.jsonl") + load("injection.jsonl")]
+    texts += ["x" * 70 + "@example.com", "mailto:" + "a.b" * 30 + "@x.io", "a@b.c\u00e9d.com"]
+    found = 0
+    for text in texts:
+        out: list[tuple[str, int, int, int]] = []
+        pii._compiled_emails(text, out)
+        assert out == list(pii._emails(text)), text
+        found += len(out)
+    assert found > 3000
+
+
 def test_the_colon_scan_finds_every_cluster_the_ipv6_search_starts_at() -> None:
     # ``_ipv6`` looks for addresses only from a colon followed by another, or the first
     # of 7 within 36 characters; ``_CLUSTER`` finds those colons (and a few more) in one

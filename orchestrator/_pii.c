@@ -1,5 +1,6 @@
-/* The PII numbers of a text, found in one pass (see ``pii_numbers.py``, whose
- * ``_runs_in_python`` and ``_run`` are the reference).
+/* PII found in C: the numbers of a text (see ``pii_numbers.py``, whose
+ * ``_runs_in_python`` and ``_run`` are the reference) and its e-mail addresses (see
+ * ``pii._emails``, the reference for ``emails``).
  *
  * ``find(text, out, fallback)`` reads the text's shape as ``pii_numbers._SHAPE`` makes
  * it (a digit, a letter, a space, one of ``.()-``, anything else), finds the runs
@@ -631,7 +632,7 @@ static PyObject *find(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "_numbers.configure() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "_pii.configure() was not called");
         return NULL;
     }
     PyObject *text = args[0];
@@ -696,20 +697,78 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* --- e-mail addresses --------------------------------------------------------------- */
+
+static PyObject *EMAIL, *MAILTO;
+
+static inline int local_char(Py_UCS4 c) {
+    return alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '\'' || c == '-';
+}
+
+/* Where ``_DOMAIN`` ends when matched at ``p``, or -1: labels of ASCII letters, digits
+ * and inner hyphens, each but the last followed by a dot; the last 2 to 24 letters
+ * (the whole of what follows its dot: a letter, digit or hyphen may not follow it).
+ * Of those ends, the one with the most labels: the labels' repeat is greedy, and gives
+ * one back at a time until the last can be read as the top-level one. */
+static Py_ssize_t domain_end(const Text *t, Py_ssize_t p) {
+    Py_ssize_t best = -1;
+    for (int labels = 0;; labels++) {
+        Py_ssize_t e = p;
+        int letters = 1;
+        for (; e < t->n && (alnum(ch(t, e)) || ch(t, e) == '-'); e++) letters &= ascii_letter(ch(t, e));
+        if (labels && letters && e - p >= 2 && e - p <= 24) best = e;
+        if (e == p || ch(t, p) == '-' || ch(t, e - 1) == '-' || e >= t->n || ch(t, e) != '.') break;
+        p = e + 1;
+    }
+    return best;
+}
+
+/* ``emails(text, out)``: ``pii._emails``, appended to ``out``. At each "@": the local
+ * part read backwards (at most 64 characters) from its first letter or digit, and the
+ * domain; not an scp remote (``user@host:path``) or the user in a URL
+ * (``https://user@host``; ``mailto:`` excepted). The classes are ASCII ones in the
+ * patterns too, so this needs no fallback. */
+static PyObject *emails(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "emails() takes a str and a list");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    Text t = {text, args[1], NULL, PyUnicode_KIND(text), PyUnicode_DATA(text),
+              PyUnicode_GET_LENGTH(text), PyUnicode_IS_ASCII(text)};
+    for (Py_ssize_t at = PyUnicode_FindChar(text, '@', 0, t.n, 1); at >= 0;
+         at = PyUnicode_FindChar(text, '@', at + 1, t.n, 1)) {
+        Py_ssize_t start = at, lowest = at > 64 ? at - 64 : 0;
+        while (start > lowest && local_char(ch(&t, start - 1))) start--;
+        Py_ssize_t end = start < at ? domain_end(&t, at + 1) : -1;
+        if (end < 0) continue;
+        while (start < at && !alnum(ch(&t, start))) start++;
+        Py_UCS4 before = start ? ch(&t, start - 1) : ' ';
+        int scp_remote = end + 1 < t.n && ch(&t, end) == ':' && Py_UNICODE_ISALPHA(ch(&t, end + 1));
+        int userinfo = (before == '/' || before == ':') &&
+                       !(start >= 7 && PyUnicode_Tailmatch(text, MAILTO, 0, start, 1) == 1);
+        if (start < at && !scp_remote && !userinfo && span(&t, EMAIL, start, end, 7) < 0) return NULL;
+    }
+    if (PyErr_Occurred()) return NULL; /* (PyUnicode_FindChar's -2) */
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"find", (PyCFunction)(void (*)(void))find, METH_FASTCALL,
      "find(text, out, fallback): append the PII numbers in text to out"},
+    {"emails", (PyCFunction)(void (*)(void))emails, METH_FASTCALL,
+     "emails(text, out): append the e-mail addresses in text to out"},
     {"configure", (PyCFunction)configure, METH_VARARGS,
      "configure(iban_lengths, card_lengths, dni_letters): the data the rules read"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_numbers", "The PII numbers of a text, in C.", -1,
+    PyModuleDef_HEAD_INIT, "_pii", "PII numbers and e-mail addresses, found in C.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__numbers(void) {
+PyMODINIT_FUNC PyInit__pii(void) {
     for (int c = 0; c < 128; c++)
         SHAPE[c] = c >= '0' && c <= '9'                              ? '0'
                    : (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? 'a'
@@ -718,7 +777,8 @@ PyMODINIT_FUNC PyInit__numbers(void) {
                                                                       : 'x';
     if (!(IP = PyUnicode_InternFromString("ip")) || !(CARD = PyUnicode_InternFromString("card")) ||
         !(NATIONAL_ID = PyUnicode_InternFromString("national_id")) ||
-        !(PHONE = PyUnicode_InternFromString("phone")) || !(IBAN = PyUnicode_InternFromString("iban")))
+        !(PHONE = PyUnicode_InternFromString("phone")) || !(IBAN = PyUnicode_InternFromString("iban")) ||
+        !(EMAIL = PyUnicode_InternFromString("email")) || !(MAILTO = PyUnicode_InternFromString("mailto:")))
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
