@@ -513,7 +513,9 @@ def test_the_compiled_emails_find_what_the_python_ones_do() -> None:
     pieces = [*"aZ9._%+'-@ :/\n", "\u00e9", "\u0101", "@", "@", "com", "io", "uk", "x1", "-b"]
     pieces += ["example", "co.", ".", "..", "a" * 23, "mailto:", "https://", "git@", ":src"]
     pieces += ["@example.com", "b.co.uk", "@x-y.io", "@-x.io"]
-    texts = ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 40))) for _ in range(30_000)]
+    texts = [
+        "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 40))) for _ in range(30_000)
+    ]
     texts += [str(r["text"]) for r in load("pii.jsonl") + load("injection.jsonl")]
     texts += ["x" * 70 + "@example.com", "mailto:" + "a.b" * 30 + "@x.io", "a@b.c\u00e9d.com"]
     found = 0
