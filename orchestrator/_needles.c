@@ -96,13 +96,17 @@ static int Needles_init(Needles *self, PyObject *args, PyObject *kwds) {
     self->width = 3;
     for (Py_ssize_t k = 0; k < n; k++)
         if (self->lengths[k] < 3) self->width = 2;
-    for (Py_ssize_t k = 0; k < n; k++) {
+    for (Py_ssize_t k = 0; k < n && self->n_heads <= MAX_HEADS; k++) {
         int h = 0;
         while (h < self->n_heads && memcmp(self->head[h], self->texts[k], self->width) != 0) h++;
-        if (h == self->n_heads && self->n_heads++ < MAX_HEADS) {
-            memcpy(self->head[h], self->texts[k], self->width);
-            for (int c = 0; c < self->width; c++) memset(self->wide[h][c], self->texts[k][c], 16);
+        if (h < self->n_heads) continue;
+        if (h == MAX_HEADS) { /* too many to compare at once: a character at a time */
+            self->n_heads++;
+            break;
         }
+        memcpy(self->head[h], self->texts[k], self->width);
+        for (int c = 0; c < self->width; c++) memset(self->wide[h][c], self->texts[k][c], 16);
+        self->n_heads++;
     }
     for (int a = 0; a < 128; a++) self->by_first[a + 1] += self->by_first[a];
     Py_ssize_t cursor[128];

@@ -86,13 +86,20 @@ def _texts() -> list[str]:
     return texts
 
 
-def test_the_compiled_search_finds_every_place_str_find_does() -> None:
+@pytest.mark.parametrize(
+    "needles",
+    [
+        ("sk-", "ghp_", "gho_", "ab", "aba", "bab", "://", "pass", "password"),
+        ("sk-", "ghp_", "gho_", "aba", "bab", "://", "pass", "password"),  # three at least
+        tuple(f"{a}{b}" for a in "abs" for b in "abs:/-_kpgho"),  # more heads than fit at once
+    ],
+)
+def test_the_compiled_search_finds_every_place_str_find_does(needles: tuple[str, ...]) -> None:
     if Needles is None:
         pytest.skip("the C core is not compiled (no compiler on this machine)")
-    needles = ("sk-", "ghp_", "gho_", "ab", "aba", "bab", "://", "pass", "password")
     compiled = Needles(needles)
     rng = random.Random(3)
-    pieces = [*"abs:/-_kpgho", "\u017f", "\U0001f600", "password", "sk-", "ghp_"]
+    pieces = [*"abs:/-_kpgho", "\u017f", "\U0001f600", "password", "sk-", "ghp_", "ababa"]
     texts = _texts()[:2_000] + [
         "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(5_000)
     ]
