@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 try:
     from orchestrator import _pii
-except ImportError:  # not compiled (see hatch_build.py): the same scan, in Python
+except ImportError:  # not compiled (see hatch_build.py): the same scan and rules, in Python
     _pii = None  # type: ignore[assignment]
 
 Span = tuple[str, int, int, int]  # kind, start, end, rank (lower wins a tie)
