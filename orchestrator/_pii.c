@@ -181,6 +181,26 @@ static int ascii_around(const Text *t, Py_ssize_t start, Py_ssize_t end) {
     return 1;
 }
 
+/* A pattern's matches in text[from:to] as ``finditer`` finds them: tried at each place,
+ * and after a match from its end (``end``: where it ends when matched at a place, or -1;
+ * a match is never empty). Each that ``ok`` takes is a span of ``kind``. */
+typedef Py_ssize_t (*Ends)(const Text *, Py_ssize_t, Py_ssize_t);
+typedef int (*Takes)(const Text *, Py_ssize_t, Py_ssize_t);
+
+static int each(const Text *t, Py_ssize_t from, Py_ssize_t to, Ends end, Takes ok, PyObject *kind,
+                int rank) {
+    for (Py_ssize_t p = from; p < to;) {
+        Py_ssize_t e = end(t, p, to);
+        if (e < 0) {
+            p++;
+            continue;
+        }
+        if (ok(t, p, e) && span(t, kind, p, e, rank) < 0) return -1;
+        p = e;
+    }
+    return 0;
+}
+
 /* The Luhn check of ``m`` ASCII digits. */
 static int luhn(const char *digits, int m) {
     int total = 0, odd = 0;
@@ -417,26 +437,8 @@ static int is_phone(const Text *t, Py_ssize_t a, Py_ssize_t b, const Before *c) 
 static int classify(const Text *t, Py_ssize_t a, Py_ssize_t b) {
     Py_ssize_t m = b - a, dots = 0;
     for (Py_ssize_t p = a; p < b; p++) dots += ch(t, p) == '.';
-    if (dots >= 3)
-        for (Py_ssize_t p = a; p < b;) {
-            Py_ssize_t e = ipv4_end(t, p, b);
-            if (e < 0) {
-                p++;
-                continue;
-            }
-            if (ipv4_ok(t, p, e) && span(t, IP, p, e, 9) < 0) return -1;
-            p = e;
-        }
-    if (m >= 13)
-        for (Py_ssize_t p = a; p < b;) {
-            Py_ssize_t e = card_end(t, p, b);
-            if (e < 0) {
-                p++;
-                continue;
-            }
-            if (card_ok(t, p, e) && span(t, CARD, p, e, 5) < 0) return -1;
-            p = e;
-        }
+    if (dots >= 3 && each(t, a, b, ipv4_end, ipv4_ok, IP, 9) < 0) return -1;
+    if (m >= 13 && each(t, a, b, card_end, card_ok, CARD, 5) < 0) return -1;
     Before c;
     before(t, a, &c);
     if ((m == 9 || m == 11) && national(t, a, b, &c) && span(t, NATIONAL_ID, a, b, 6) < 0) return -1;
@@ -499,6 +501,13 @@ static Py_ssize_t nino_end(const Text *t, Py_ssize_t p, Py_ssize_t stop) {
     return i < stop && alnum(ch(t, i)) ? -1 : i;
 }
 
+/* A NINO's letters are not one of the pairs never issued. */
+static int nino_ok(const Text *t, Py_ssize_t p, Py_ssize_t e) {
+    (void)e;
+    char pair[3] = {(char)upper(ch(t, p)), (char)upper(ch(t, p + 1)), 0};
+    return !strstr("BG GB NK KN TN NT ZZ", pair);
+}
+
 /* ``_lettered``: the run text[start:end] glued to letters, for an IBAN, a NINO and a
  * DNI or NIE, in that order. */
 static int lettered(const Text *t, Py_ssize_t start, Py_ssize_t end) {
@@ -507,16 +516,7 @@ static int lettered(const Text *t, Py_ssize_t start, Py_ssize_t end) {
         return -1;
     if ((end - start == 6 || end - start == 8) && start >= 2) {
         Py_ssize_t stop = end + 3 < t->n ? end + 3 : t->n;
-        for (Py_ssize_t p = start >= 3 ? start - 3 : 0; p < stop;) {
-            Py_ssize_t e = nino_end(t, p, stop);
-            if (e < 0) {
-                p++;
-                continue;
-            }
-            char pair[3] = {(char)upper(ch(t, p)), (char)upper(ch(t, p + 1)), 0};
-            if (!strstr("BG GB NK KN TN NT ZZ", pair) && span(t, NATIONAL_ID, p, e, 6) < 0) return -1;
-            p = e;
-        }
+        if (each(t, start >= 3 ? start - 3 : 0, stop, nino_end, nino_ok, NATIONAL_ID, 6) < 0) return -1;
     }
     /* a DNI: 8 digits and their check letter; a NIE: X, Y or Z, 7 digits and the letter */
     Py_ssize_t size = end - start;
