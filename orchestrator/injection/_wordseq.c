@@ -17,8 +17,10 @@
  * length some prefix cond has, and the whole token as an exact one; the same from every
  * character of it where some inside cond starts, as an inside cond (a filter of the
  * lengths conds have after each two characters, and one of the hashes, keep most of
- * those lookups off the table). A short ASCII token's conds are kept across scans
- * (``Memo``): a token seen before costs one lookup. That pass lists, per cond, the
+ * those lookups off the table). A short token's conds are kept across scans
+ * (``Memo``): a token seen before costs one lookup. In a text of one byte per
+ * character, most texts, the whitespace is found 16 characters at a time, and a token
+ * is read by its start and end alone. That pass lists, per cond, the
  * tokens that took it (its postings, in order). Only the chains whose anchor some token
  * took, and whose every word some token took, are then worked out, word by word from
  * the first, each word once however many chains share it: the tokens where the chain
@@ -38,6 +40,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef struct {
     uint64_t hash; /* of the cond's text, with its kind; 0: an empty slot */
@@ -76,10 +81,11 @@ typedef struct {
 #define FILTER_BITS (1 << 15)
 
 /* The conds a token takes depend on its characters alone, and a text's words are
- * mostly words seen before: a short ASCII token's are kept (the latest token per slot,
- * its characters compared in full, so no text can take another's conds), and a token
- * seen before is one lookup instead of one per prefix, per inside start and exact.
- * 2^15 slots (1 MB), by the top bits of a token's hash: on the speed benchmark's
+ * mostly words seen before: a short token's are kept when its characters are all
+ * below 256 (a byte each: the latest token per slot, its characters compared in full,
+ * so no text can take another's conds), and a token seen before is one lookup instead
+ * of one per prefix, per inside start and exact. 2^15 slots (1 MB), by a hash of the
+ * token's characters (``memo_slot``): on the speed benchmark's
  * texts (10,400 distinct tokens, 162 a text), 36 tokens a text missed their slot with
  * 4,096 slots, 11 with 16,384 and 7 with 32,768 (when first seen, or the slot's
  * latest token was another). */
@@ -94,16 +100,22 @@ typedef struct {
     uint8_t length; /* 0: an empty slot */
     uint8_t n_hits;
     int16_t hits[MEMO_HITS]; /* in the order the lookups find them (conds < 2^15) */
-    char text[MEMO_TEXT];
+    char text[MEMO_TEXT];    /* zero past ``length`` */
 } Memo;
 
 _Static_assert(sizeof(Memo) == 32, "a memo slot is half a cache line");
 
+/* A kept token's characters, a byte each, as three 8-byte words, zero past its end: its bytes
+ * 0-7, 8-15 and 14-21 (the last two overlap, so that MEMO_TEXT fit in three). They are
+ * what its memo slot is found by and compared with. */
+#define WORD_AT(k) ((k) == 2 ? MEMO_TEXT - 8 : 8 * (k))
+_Static_assert(MEMO_TEXT > 16 && MEMO_TEXT <= 24, "three words hold a kept token");
+
 /* A token read in the first pass over a text. */
 typedef struct {
     Py_ssize_t start, end;
-    uint64_t hash; /* of its characters */
     Memo *memo;    /* its slot in the memo (asked for ahead), or NULL: not kept */
+    uint64_t words[3]; /* when kept: its characters (``WORD_AT``) */
 } Token;
 
 typedef struct {
@@ -134,6 +146,8 @@ typedef struct {
     /* per scan */
     Token *tokens; /* what the first pass read of each token */
     Py_ssize_t tokens_cap;
+    uint64_t *bits; /* a 1-byte text's whitespace, a bit per character */
+    Py_ssize_t bits_cap;
     int32_t *hits; /* the conds the token being read takes */
     Py_ssize_t hits_len, hits_cap;
     /* Per cond: how many tokens took it, where its postings begin in ``pool``, and the
@@ -155,7 +169,7 @@ typedef struct {
     uint32_t epoch;
     uint32_t *done;   /* per chain: this scan's epoch once it was looked at */
     int32_t *found;   /* the chains found */
-    Memo *memo; /* MEMO_SLOTS: the conds short ASCII tokens took, kept across scans (or
+    Memo *memo; /* MEMO_SLOTS: the conds short tokens took, kept across scans (or
                    NULL: too many conds to keep in 16 bits) */
     void *memo_block; /* what ``memo`` was cut from (aligned to 64 bytes in it) */
 } Scanner;
@@ -168,7 +182,8 @@ static void Scanner_free(Scanner *self) {
         self->nodes,      self->cond_start, self->conds_of,   self->signal,
         self->lead,       self->span,       self->alternative, self->first,
         self->last,       self->anchor_start, self->anchored, self->masks,
-        self->tokens,     self->hits,       self->taken,      self->posted,
+        self->tokens,     self->bits,       self->hits,       self->taken,
+        self->posted,
         self->latest,     self->touched,    self->took,       self->pool,
         self->at,         self->count,      self->seen,       self->done,
         self->found,      self->lived,      self->user_start, self->users,
@@ -462,22 +477,15 @@ static inline int hit(Scanner *self, int32_t c) {
     return 0;
 }
 
-/* Token ``t`` took the conds in ``hits``: each goes on its postings once (an inside
- * cond may be found twice in one token). */
-static int note(Scanner *self, int32_t t) {
-    if (room((void **)&self->took, &self->took_cap, self->took_len, self->hits_len,
-             sizeof(self->took[0])) < 0)
-        return -1;
-    for (Py_ssize_t h = 0; h < self->hits_len; h++) {
-        int32_t c = self->hits[h];
-        if (self->latest[c] == t) continue;
-        if (self->latest[c] < 0) self->touched[self->touched_len++] = c;
-        self->latest[c] = t;
-        self->taken[c]++;
-        self->took[self->took_len][0] = c;
-        self->took[self->took_len++][1] = t;
-    }
-    return 0;
+/* Token ``t`` took cond ``c`` (``took`` has room for it): it goes on the cond's
+ * postings once (an inside cond may be found twice in one token). */
+static inline void note(Scanner *self, int32_t t, int32_t c) {
+    if (self->latest[c] == t) return;
+    if (self->latest[c] < 0) self->touched[self->touched_len++] = c;
+    self->latest[c] = t;
+    self->taken[c]++;
+    self->took[self->took_len][0] = c;
+    self->took[self->took_len++][1] = t;
 }
 
 /* Lays the postings out in ``pool``, each cond's in token order. */
@@ -640,47 +648,160 @@ static inline int may_start(const Starts *starts, Py_UCS4 a, Py_UCS4 b) {
     return (starts->pairs[a * 2 + (b >> 6)] >> (b & 63)) & 1;
 }
 
-/* Whether a kept token's characters are data[start:end]'s. */
-static inline int same_text(const char *text, int kind, const void *data, Py_ssize_t start,
-                            Py_ssize_t end) {
-    if (kind == PyUnicode_1BYTE_KIND)
-        return memcmp(text, (const char *)data + start, end - start) == 0;
-    for (Py_ssize_t k = start; k < end; k++)
-        if ((Py_UCS4)(unsigned char)text[k - start] != PyUnicode_READ(kind, data, k)) return 0;
-    return 1;
-}
-
 /* ``Py_UNICODE_ISSPACE`` of the characters a 1-byte str has. */
 static unsigned char narrow_space[256];
 
-/* Reads the tokens of ``data`` (``n`` characters of ``kind``): where each starts, ends,
- * the hash of its characters and its memo slot. Inlined once per kind, so that a 1-byte
- * text, most texts, is read without a switch on its kind per character. */
-static inline __attribute__((always_inline)) Py_ssize_t read_tokens(Scanner *self, int kind,
-                                                                    const void *data,
-                                                                    Py_ssize_t n) {
-#define SPACE(c) (kind == PyUnicode_1BYTE_KIND ? narrow_space[c] : Py_UNICODE_ISSPACE(c))
+/* By a kept token's length, the bytes of each of its words that are its characters
+ * (all ones) and those past its end (zero), as memory holds a word. */
+static uint64_t short_masks[MEMO_TEXT + 1][3];
+
+/* The words of a kept token, its ``length`` bytes at ``chars``; ``readable``: the
+ * bytes at ``chars`` may be read up to MEMO_TEXT (past the token: they are masked). */
+static inline void short_words(const unsigned char *chars, Py_ssize_t length, int readable,
+                               uint64_t words[3]) {
+    unsigned char padded[MEMO_TEXT];
+    if (!readable) {
+        memset(padded, 0, sizeof(padded));
+        memcpy(padded, chars, length);
+        chars = padded;
+    }
+    for (int k = 0; k < 3; k++) {
+        uint64_t word;
+        memcpy(&word, chars + WORD_AT(k), 8);
+        words[k] = word & short_masks[length][k];
+    }
+}
+
+/* The memo slot of a kept token's words. */
+static inline Memo *memo_slot(Scanner *self, const uint64_t words[3]) {
+    uint64_t h = (words[0] ^ (words[1] * 0xC2B2AE3D27D4EB4FULL) ^
+                  ((words[2] >> 3 | words[2] << 61) * 0x165667B19E3779F9ULL)) *
+                 0x9E3779B97F4A7C15ULL;
+    return &self->memo[h >> (64 - MEMO_BITS)];
+}
+
+/* Whether memo slot ``memo`` holds the token of ``length`` characters of ``words``. */
+static inline int kept(const Memo *memo, Py_ssize_t length, const uint64_t words[3]) {
+    if (memo->length != length) return 0;
+    uint64_t differ = 0;
+    for (int k = 0; k < 3; k++) {
+        uint64_t word;
+        memcpy(&word, memo->text + WORD_AT(k), 8);
+        differ |= word ^ words[k];
+    }
+    return differ == 0;
+}
+
+/* Keeps a token (its words) in its slot. */
+static inline void keep(Memo *memo, Py_ssize_t length, const uint64_t words[3]) {
+    memo->length = (uint8_t)length;
+    for (int k = 0; k < 3; k++) memcpy(memo->text + WORD_AT(k), &words[k], 8);
+}
+
+/* Notes a token's start, end and, when it is kept (``chars``: its characters, a byte
+ * each; NULL: not kept), its words and memo slot
+ * (asked for ahead, so that it is in the cache by the time the token is looked up). */
+static inline void add_token(Scanner *self, Py_ssize_t n_tokens, Py_ssize_t start,
+                             Py_ssize_t end, const unsigned char *chars, int readable) {
+    Token *token = &self->tokens[n_tokens];
+    token->start = start;
+    token->end = end;
+    token->memo = NULL;
+    if (chars != NULL && self->memo != NULL) {
+        short_words(chars, end - start, readable, token->words);
+        token->memo = memo_slot(self, token->words);
+        __builtin_prefetch(token->memo);
+    }
+}
+
+/* The first bit at or after ``i`` that is set in ``bits`` (some later word is all
+ * ones: ``classify``'s last). */
+static inline Py_ssize_t next_set(const uint64_t *bits, Py_ssize_t i) {
+    Py_ssize_t k = i >> 6;
+    uint64_t w = bits[k] & (~0ULL << (i & 63));
+    while (w == 0) w = bits[++k];
+    return k * 64 + __builtin_ctzll(w);
+}
+
+/* Marks the whitespace of 1-byte ``chars`` (``n``) in ``space``, a bit per character,
+ * 64 to a word; the bits past ``n`` (the rest of the last word, and one more word) are
+ * whitespace. */
+static void classify(const unsigned char *chars, Py_ssize_t n, uint64_t *space) {
+    Py_ssize_t words = (n + 63) / 64;
+    for (Py_ssize_t k = 0; k < words; k++) {
+        unsigned char block[64];
+        const unsigned char *p = chars + k * 64;
+        if (n - k * 64 < 64) { /* the last, short block: padded with spaces */
+            memset(block, ' ', 64);
+            memcpy(block, p, n - k * 64);
+            p = block;
+        }
+        uint64_t s = 0;
+#ifdef __SSE2__
+        for (int q = 0; q < 4; q++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+            __m128i a = _mm_sub_epi8(x, _mm_set1_epi8(9)); /* 9..13 */
+            __m128i b = _mm_sub_epi8(x, _mm_set1_epi8(28)); /* 28..32 */
+            __m128i four = _mm_set1_epi8(4);
+            __m128i is = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(a, four), a),
+                                      _mm_cmpeq_epi8(_mm_min_epu8(b, four), b));
+            is = _mm_or_si128(is, _mm_cmpeq_epi8(x, _mm_set1_epi8((char)0x85)));
+            is = _mm_or_si128(is, _mm_cmpeq_epi8(x, _mm_set1_epi8((char)0xa0)));
+            s |= (uint64_t)(uint16_t)_mm_movemask_epi8(is) << (16 * q);
+        }
+#else
+        for (int j = 0; j < 64; j++) s |= (uint64_t)narrow_space[p[j]] << j;
+#endif
+        space[k] = s;
+    }
+    space[words] = ~0ULL;
+}
+
+/* Reads the tokens of a 1-byte text: where each starts and ends, and its memo slot
+ * when kept. The whitespace is found 16 characters at a time. */
+static Py_ssize_t read_narrow(Scanner *self, const unsigned char *chars, Py_ssize_t n) {
+    Py_ssize_t words = (n + 63) / 64 + 1, n_tokens = 0;
+    uint64_t *space = self->bits;
+    classify(chars, n, space);
+    uint64_t before = 1; /* whether the character before the word's first is whitespace */
+    for (Py_ssize_t k = 0; k < words - 1; k++) {
+        uint64_t starts = ~space[k] & (space[k] << 1 | before);
+        before = space[k] >> 63;
+        for (; starts; starts &= starts - 1) {
+            Py_ssize_t start = k * 64 + __builtin_ctzll(starts);
+            uint64_t after = space[k] & (~0ULL << (start & 63));
+            /* the bits past ``n`` are set: the token ends at ``n`` at the latest */
+            Py_ssize_t end =
+                after ? k * 64 + __builtin_ctzll(after) : next_set(space, (k + 1) * 64);
+            int short_one = end - start <= MEMO_TEXT;
+            add_token(self, n_tokens++, start, end, short_one ? chars + start : NULL,
+                      start + MEMO_TEXT <= n);
+        }
+    }
+    return n_tokens;
+}
+
+/* Reads the tokens of a 2- or 4-byte text (``kind``) as ``read_narrow`` does, a
+ * character at a time. */
+static inline __attribute__((always_inline)) Py_ssize_t read_wide(Scanner *self, int kind,
+                                                                  const void *data,
+                                                                  Py_ssize_t n) {
     Py_ssize_t n_tokens = 0, i = 0;
     while (i < n) {
-        while (i < n && SPACE(PyUnicode_READ(kind, data, i))) i++;
+        while (i < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
         if (i >= n) break;
         Py_ssize_t start = i;
-        uint64_t whole = FNV_OFFSET;
         Py_UCS4 ch, wide = 0;
-        while (i < n && !SPACE(ch = PyUnicode_READ(kind, data, i))) {
-            whole = (whole ^ ch) * FNV_PRIME;
+        unsigned char chars[MEMO_TEXT];
+        while (i < n && !Py_UNICODE_ISSPACE(ch = PyUnicode_READ(kind, data, i))) {
+            if (i - start < MEMO_TEXT) chars[i - start] = (unsigned char)ch;
             wide |= ch;
             i++;
         }
-        Memo *memo = NULL;
-        if (wide < 128 && i - start <= MEMO_TEXT && self->memo != NULL) {
-            memo = &self->memo[(whole * 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
-            __builtin_prefetch(memo);
-        }
-        self->tokens[n_tokens++] = (Token){start, i, whole, memo};
+        int narrow = wide < 256 && i - start <= MEMO_TEXT;
+        add_token(self, n_tokens++, start, i, narrow ? chars : NULL, 0);
     }
     return n_tokens;
-#undef SPACE
 }
 
 typedef struct {
@@ -726,30 +847,35 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     }
     memset(self->masks, 0, self->n_signals * sizeof(uint64_t));
     int any_inside = self->inside.lengths != 0;
-    /* First the tokens, their hashes and their memo slots: each slot is asked for as
-     * its token is read, so it is in the cache by the time the token is looked up. A
-     * text has at most (n + 1) / 2 tokens. */
+    /* First the tokens and their memo slots: each slot is asked for as its token is
+     * read, so it is in the cache by the time the token is looked up. A text has at
+     * most (n + 1) / 2 tokens. */
     if (room((void **)&self->tokens, &self->tokens_cap, 0, n / 2 + 1, sizeof(Token)) < 0 ||
-        room((void **)&self->hits, &self->hits_cap, 0, MEMO_HITS, sizeof(int32_t)) < 0)
+        room((void **)&self->hits, &self->hits_cap, 0, MEMO_HITS, sizeof(int32_t)) < 0 ||
+        (kind == PyUnicode_1BYTE_KIND &&
+         room((void **)&self->bits, &self->bits_cap, 0, (n + 63) / 64 + 1,
+              sizeof(uint64_t)) < 0))
         return PyErr_NoMemory();
-    Py_ssize_t n_tokens = kind == PyUnicode_1BYTE_KIND
-                              ? read_tokens(self, PyUnicode_1BYTE_KIND, data, n)
-                          : kind == PyUnicode_2BYTE_KIND
-                              ? read_tokens(self, PyUnicode_2BYTE_KIND, data, n)
-                              : read_tokens(self, PyUnicode_4BYTE_KIND, data, n);
+    Py_ssize_t n_tokens;
+    if (kind == PyUnicode_1BYTE_KIND)
+        n_tokens = read_narrow(self, data, n);
+    else if (kind == PyUnicode_2BYTE_KIND)
+        n_tokens = read_wide(self, PyUnicode_2BYTE_KIND, data, n);
+    else
+        n_tokens = read_wide(self, PyUnicode_4BYTE_KIND, data, n);
     /* Then each token's conds, onto their postings. */
     for (int32_t t = 0; t < n_tokens; t++) {
-        Py_ssize_t start = self->tokens[t].start, end = self->tokens[t].end;
-        uint64_t whole = self->tokens[t].hash;
-        Memo *memo = self->tokens[t].memo;
-        self->hits_len = 0;
-        if (memo != NULL && memo->length == end - start &&
-            same_text(memo->text, kind, data, start, end)) {
-            for (int h = 0; h < memo->n_hits; h++) self->hits[h] = memo->hits[h];
-            self->hits_len = memo->n_hits; /* (``hits`` has room for MEMO_HITS) */
-            if (self->hits_len && note(self, t) < 0) return PyErr_NoMemory();
+        const Token *token = &self->tokens[t];
+        Py_ssize_t start = token->start, end = token->end;
+        Memo *memo = token->memo;
+        if (memo != NULL && kept(memo, end - start, token->words)) {
+            if (room((void **)&self->took, &self->took_cap, self->took_len, MEMO_HITS,
+                     sizeof(self->took[0])) < 0)
+                return PyErr_NoMemory();
+            for (int h = 0; h < memo->n_hits; h++) note(self, t, memo->hits[h]);
             continue;
         }
+        self->hits_len = 0;
         /* Whether some cond may start this token: by its first two characters. */
         Py_UCS4 a = PyUnicode_READ(kind, data, start);
         Py_UCS4 b = start + 1 < end ? PyUnicode_READ(kind, data, start + 1) : ' ';
@@ -764,7 +890,8 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
                     hit(self, find(self, hash, PREFIX, kind, data, start, at)) < 0)
                     return PyErr_NoMemory();
             }
-            if (hit(self, find(self, whole, EXACT, kind, data, start, end)) < 0)
+            /* (``hash`` is now the whole token's) */
+            if (hit(self, find(self, hash, EXACT, kind, data, start, end)) < 0)
                 return PyErr_NoMemory();
         }
         /* The inside conds, from every character where one may start. */
@@ -785,13 +912,14 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
             }
         }
         if (memo != NULL && self->hits_len <= MEMO_HITS) {
-            memo->length = (uint8_t)(end - start);
+            keep(memo, end - start, token->words);
             memo->n_hits = (uint8_t)self->hits_len;
-            for (Py_ssize_t k = start; k < end; k++)
-                memo->text[k - start] = (char)PyUnicode_READ(kind, data, k);
             for (Py_ssize_t h = 0; h < self->hits_len; h++) memo->hits[h] = (int16_t)self->hits[h];
         }
-        if (self->hits_len && note(self, t) < 0) return PyErr_NoMemory();
+        if (room((void **)&self->took, &self->took_cap, self->took_len, self->hits_len,
+                 sizeof(self->took[0])) < 0)
+            return PyErr_NoMemory();
+        for (Py_ssize_t h = 0; h < self->hits_len; h++) note(self, t, self->hits[h]);
     }
     /* Then the chains the tokens may complete. */
     Py_ssize_t n_found = self->took_len ? (post(self) < 0 ? -1 : walk(self)) : 0;
@@ -878,6 +1006,12 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__wordseq(void) {
     for (int c = 0; c < 256; c++) narrow_space[c] = Py_UNICODE_ISSPACE(c) ? 1 : 0;
+    for (int length = 0; length <= MEMO_TEXT; length++)
+        for (int k = 0; k < 3; k++) {
+            unsigned char bytes[8];
+            for (int b = 0; b < 8; b++) bytes[b] = WORD_AT(k) + b < length ? 0xff : 0;
+            memcpy(&short_masks[length][k], bytes, 8);
+        }
     for (int c = 0; c < 128; c++)
         GROUP[c] = c >= 'a' && c <= 'z'   ? c - 'a'
                    : c >= '0' && c <= '9' ? 26 + c - '0'

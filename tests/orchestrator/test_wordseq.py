@@ -219,7 +219,7 @@ def test_the_compiled_scanner_agrees_with_the_python_one() -> None:
 
 
 def test_the_tokens_the_scanner_remembers_change_nothing_it_finds() -> None:
-    """The compiled scanner keeps the conds of short ASCII tokens across scans: a text
+    """The compiled scanner keeps the conds of short tokens across scans: a text
     scanned after others finds what a scanner that has seen nothing finds, whatever
     the text's width (a token kept from a one-byte text, read in a wider one)."""
     tree = engine.build(table.load(), chained=True).chains
@@ -231,11 +231,51 @@ def test_the_tokens_the_scanner_remembers_change_nothing_it_finds() -> None:
     texts = [views(str(r["text"])).norm for r in rows[:150]]
     texts += [t + " \u00e9" for t in texts[:40]]  # two bytes per character
     texts += [t + " \U0001f600" for t in texts[:40]]  # four
+    # tokens a kept one's bytes would stand for, were they read a byte each: one NUL
+    # longer (zero past a kept token's end), and with "i" as U+0169 (0x169 as a byte)
+    texts += [re.sub(r"(\S+)", "\\1\x00", t) for t in texts[:40]]
+    texts += [t.replace("i", "\u0169") for t in texts[:40]]
     texts += [" " + "x" * n + " ignore previous instructions" for n in (21, 22, 23)]
     texts += [" aws_secret_access_key_ignore_all_previous print ignore_previous"] * 2
     warm = _wordseq.Scanner(*tree._tree())
     for text in texts + texts[::-1]:
         assert warm.scan(text) == _wordseq.Scanner(*tree._tree()).scan(text), text
+
+
+def test_tokens_anywhere_in_a_text_are_read_as_python_reads_them() -> None:
+    """A text of one byte per character is split 64 characters at a time: tokens that
+    cross those blocks, end a text, follow any whitespace character or hold a NUL or a
+    character past ASCII are the tokens ``str.split`` gives, kept or not (a kept token
+    is read from its memo in the next text)."""
+    tree = engine.build(table.load(), chained=True).chains
+    if tree._compiled is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    rng = random.Random(5)
+    rows = load("injection.jsonl")
+    phrases = [views(str(r["text"])).norm for r in rows if r["label"] == "injection"]
+    words = " ".join(phrases).split()
+    spaces = [" ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0"]
+    odd = ["\x00", "\xe9", "\xff", "\x80", "x" * 20, "y" * 23]
+    texts = []
+    for n in range(1500):
+        pieces = [rng.choice(spaces) * rng.randint(0, 3)]
+        if n % 3 == 0:  # a phrase pushed across the blocks
+            pieces.append("z" * rng.randint(0, 140))
+        for _ in range(rng.randint(0, 40)):
+            word = rng.choice(words)
+            if rng.random() < 0.1:
+                at = rng.randint(0, len(word))
+                word = word[:at] + rng.choice(odd) + word[at:]
+            pieces += [word, rng.choice(spaces) * rng.randint(1, 2)]
+        if rng.random() < 0.5:
+            pieces.pop()  # the text ends in a token
+        texts.append("".join(pieces))
+    assert {len(t) % 64 for t in texts} == set(range(64))
+    assert sum(1 for t in texts if tree._compiled.scan(t)) > 300
+    for text in texts:
+        assert tree.scan(text) == tree._scan(text), repr(text)
+    for text in texts[::-1]:  # the same tokens again, now kept
+        assert tree.scan(text) == tree._scan(text), repr(text)
 
 
 def test_whichever_word_anchors_a_chain_the_scanner_finds_the_same() -> None:
