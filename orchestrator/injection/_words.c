@@ -11,7 +11,10 @@
  *
  * In Python the same costs a set of ~125 fresh strings and a probe of each into a
  * 2.7k-entry dict per 1 KB text (~40 us); here it is one read of the text and no
- * object made but the result.
+ * object made but the result. A text of one byte per character (most texts) has its
+ * word characters found 16 at a time, and each word hashed and compared 8 bytes at a
+ * time, its slot asked for before any word is looked up: read a character at a time,
+ * with a branch per character that a word's end mispredicts, the same took ≈ 25% longer.
  *
  * The module also makes a text's views in one pass each where ``views`` would take
  * several: ``latin`` reads full-width forms and look-alike letters as Latin, ``fold``
@@ -23,11 +26,15 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* The table is small, so that a text's words find it in cache: a slot is 8 bytes, and
- * the entries, each with its word's characters after it, lie one after another. For
- * the shipped model that is 16,384 slots and 2,644 entries, 128 KB each, where slots
- * of 48 bytes, each word's characters in an allocation of their own, took 850 KB. */
+ * the entries, each with its word after it (a byte a character when it can be), lie
+ * one after another. For the shipped model that is 16,384 slots and 2,644 entries,
+ * 128 KB and 107 KB, where slots of 48 bytes, each word's characters in an
+ * allocation of their own, took 850 KB. */
 typedef struct {
     uint32_t tag;   /* the high half of the word's hash: most other words differ there */
     uint32_t entry; /* where its entry starts in ``entries``, in bytes; EMPTY: a free slot */
@@ -40,7 +47,12 @@ typedef struct {
     uint64_t seen;   /* the call that last counted it */
     uint32_t index;  /* in the words given */
     uint32_t length;
-    Py_UCS4 chars[]; /* the word */
+    uint32_t narrow; /* every character is below 256 */
+    uint32_t unused;
+    /* The word: when narrow, its bytes, 8 to a ``uint64_t`` as memory holds them, zero
+     * past its end (a 1-byte text's words are compared 8 bytes at a time); else its
+     * characters (``Py_UCS4``). */
+    uint64_t word[];
 } Entry;
 
 typedef struct {
@@ -48,8 +60,11 @@ typedef struct {
     Slot *slots;
     size_t mask;
     char *entries;
+    Py_ssize_t longest; /* the longest word's length: a longer one is none of them */
     double telling;
     uint64_t calls;
+    void *scratch; /* for a 1-byte text: its word characters, a bit each, then its words */
+    size_t scratch_size;
 } Table;
 
 static const uint64_t FNV_OFFSET = 14695981039346656037ULL;
@@ -63,20 +78,88 @@ static inline int is_word(Py_UCS4 c) {
     return !Py_UNICODE_ISSPACE(c);
 }
 
-/* The bytes an entry for a word of ``length`` characters takes, rounded up to a
- * multiple of 8 so that the next entry's weight is aligned. */
-static Py_ssize_t entry_size(Py_ssize_t length) {
-    Py_ssize_t size = sizeof(Entry) + length * sizeof(Py_UCS4);
-    return (size + 7) / 8 * 8;
+/* The bytes an entry for ``word`` takes (a multiple of 8, so that the next entry's
+ * weight is aligned). */
+static Py_ssize_t entry_size(PyObject *word) {
+    Py_ssize_t length = PyUnicode_GET_LENGTH(word);
+    if (PyUnicode_KIND(word) == PyUnicode_1BYTE_KIND)
+        return sizeof(Entry) + (length + 7) / 8 * 8;
+    return sizeof(Entry) + (length * sizeof(Py_UCS4) + 7) / 8 * 8;
+}
+
+/* Whether entry ``e`` is the word data[start:start + length] (characters of ``kind``). */
+static inline __attribute__((always_inline)) int entry_is(const Entry *e, int kind,
+                                                          const void *data, Py_ssize_t start,
+                                                          Py_ssize_t length) {
+    if (e->length != length) return 0;
+    Py_ssize_t k = 0;
+    if (e->narrow) {
+        const unsigned char *bytes = (const unsigned char *)e->word;
+        while (k < length && bytes[k] == PyUnicode_READ(kind, data, start + k)) k++;
+    } else {
+        const Py_UCS4 *chars = (const Py_UCS4 *)e->word;
+        while (k < length && chars[k] == PyUnicode_READ(kind, data, start + k)) k++;
+    }
+    return k == length;
 }
 
 static inline uint32_t tag_of(uint64_t hash) { return (uint32_t)(hash >> 32); }
 
+/* A word's hash. A word whose characters are all below 256 is hashed as its bytes (a
+ * byte a character), 8 at a time: ``hash_start``, ``hash_add`` per 8 bytes (the last
+ * zero past the word) and ``hash_end``, which a 1-byte text's words take straight from
+ * the text. Any other word is hashed by FNV-1a over its characters. */
+static inline uint64_t hash_start(Py_ssize_t length) {
+    return (uint64_t)length * 0x9E3779B97F4A7C15ULL;
+}
+
+static inline uint64_t hash_add(uint64_t hash, uint64_t eight) {
+    hash = (hash ^ eight) * 0xC2B2AE3D27D4EB4FULL;
+    return hash ^ (hash >> 29);
+}
+
+static inline uint64_t hash_end(uint64_t hash) {
+    hash *= 0x165667B19E3779F9ULL;
+    return hash ^ (hash >> 32);
+}
+
+/* By n (1-8): the first n bytes of 8 (as memory holds them) all ones, the rest zero. */
+static uint64_t first_bytes[9];
+
+/* The hash of the word data[start:start + length] (characters of ``kind``). */
+static inline __attribute__((always_inline)) uint64_t hash_word(int kind, const void *data,
+                                                                Py_ssize_t start,
+                                                                Py_ssize_t length) {
+    Py_UCS4 wide = 0;
+    if (kind != PyUnicode_1BYTE_KIND)
+        for (Py_ssize_t k = 0; k < length; k++) wide |= PyUnicode_READ(kind, data, start + k);
+    if (wide >= 256) {
+        uint64_t hash = FNV_OFFSET;
+        for (Py_ssize_t k = 0; k < length; k++)
+            hash = (hash ^ PyUnicode_READ(kind, data, start + k)) * FNV_PRIME;
+        return hash;
+    }
+    uint64_t hash = hash_start(length);
+    for (Py_ssize_t at = 0; at < length; at += 8) {
+        unsigned char eight[8] = {0};
+        for (Py_ssize_t k = at; k < length && k < at + 8; k++)
+            eight[k - at] = (unsigned char)PyUnicode_READ(kind, data, start + k);
+        uint64_t word;
+        memcpy(&word, eight, 8);
+        hash = hash_add(hash, word);
+    }
+    return hash_end(hash);
+}
+
 static void Table_clear(Table *self) {
     PyMem_Free(self->slots);
     PyMem_Free(self->entries);
+    PyMem_Free(self->scratch);
     self->slots = NULL;
     self->entries = NULL;
+    self->scratch = NULL;
+    self->scratch_size = 0;
+    self->longest = 0;
 }
 
 static void Table_dealloc(Table *self) {
@@ -95,7 +178,7 @@ static int Table_allocate(Table *self, PyObject *words) {
             PyErr_SetString(PyExc_TypeError, "words must be strings");
             return -1;
         }
-        bytes += entry_size(PyUnicode_GET_LENGTH(word));
+        bytes += entry_size(word);
     }
     if ((size_t)bytes >= EMPTY) {
         PyErr_SetString(PyExc_ValueError, "too many words for one table");
@@ -122,7 +205,7 @@ static Entry *find(Table *self, uint64_t hash, const Py_UCS4 *chars, Py_ssize_t 
     for (; self->slots[at].entry != EMPTY; at = (at + 1) & self->mask) {
         if (self->slots[at].tag != tag_of(hash)) continue;
         Entry *e = (Entry *)(self->entries + self->slots[at].entry);
-        if (e->length == length && memcmp(e->chars, chars, length * sizeof(Py_UCS4)) == 0) {
+        if (entry_is(e, PyUnicode_4BYTE_KIND, chars, 0, length)) {
             *slot = at;
             return e;
         }
@@ -136,20 +219,32 @@ static Entry *find(Table *self, uint64_t hash, const Py_UCS4 *chars, Py_ssize_t 
 static Py_ssize_t Table_add(Table *self, PyObject *word, double weight, Py_ssize_t index,
                             Py_ssize_t used) {
     Py_ssize_t length = PyUnicode_GET_LENGTH(word);
-    Entry *e = (Entry *)(self->entries + used);
-    if (PyUnicode_AsUCS4(word, e->chars, length, 0) == NULL) return -1;
-    uint64_t hash = FNV_OFFSET;
-    for (Py_ssize_t k = 0; k < length; k++) hash = (hash ^ e->chars[k]) * FNV_PRIME;
+    Py_UCS4 *chars = PyUnicode_AsUCS4Copy(word);
+    if (chars == NULL) return -1;
+    uint64_t hash = hash_word(PyUnicode_4BYTE_KIND, chars, 0, length);
+    if (length > self->longest) self->longest = length;
     size_t at;
-    Entry *same = find(self, hash, e->chars, length, &at);
+    Entry *same = find(self, hash, chars, length, &at);
     if (same != NULL) { /* a repeated word: the later weight wins, as in a dict */
         same->weight = weight;
         same->index = (uint32_t)index;
+        PyMem_Free(chars);
         return used;
     }
-    *e = (Entry){weight, 0, (uint32_t)index, (uint32_t)length};
+    Entry *e = (Entry *)(self->entries + used);
+    int narrow = PyUnicode_KIND(word) == PyUnicode_1BYTE_KIND;
+    *e = (Entry){weight, 0, (uint32_t)index, (uint32_t)length, (uint32_t)narrow, 0};
+    Py_ssize_t size = entry_size(word);
+    memset(e->word, 0, size - sizeof(Entry));
+    for (Py_ssize_t k = 0; k < length; k++) {
+        if (narrow)
+            ((unsigned char *)e->word)[k] = (unsigned char)chars[k];
+        else
+            ((Py_UCS4 *)e->word)[k] = chars[k];
+    }
+    PyMem_Free(chars);
     self->slots[at] = (Slot){tag_of(hash), (uint32_t)used};
-    return used + entry_size(length);
+    return used + size;
 }
 
 static int Table_init(Table *self, PyObject *args, PyObject *kwds) {
@@ -200,46 +295,197 @@ static inline __attribute__((always_inline)) Entry *lookup(Table *self, int kind
          at = (at + 1) & self->mask) {
         if (self->slots[at].tag != tag_of(hash)) continue;
         Entry *e = (Entry *)(self->entries + self->slots[at].entry);
-        if (e->length != length) continue;
-        Py_ssize_t k = 0;
-        while (k < length && e->chars[k] == PyUnicode_READ(kind, data, start + k)) k++;
-        if (k == length) return e;
+        if (entry_is(e, kind, data, start, length)) return e;
     }
     return NULL;
 }
 
-/* The weights of the distinct known words of ``data`` (of ``kind``, which the callers
- * give as a constant, so that each kind has a loop of its own that reads its
- * characters directly), added to ``*total``, and the telling ones' indexes. */
-static inline __attribute__((always_inline)) int weigh_words(Table *self, int kind,
-                                                             const void *data, Py_ssize_t n,
-                                                             double *total, PyObject *telling) {
-    uint64_t call = ++self->calls;
+/* The longest word a 1-byte text's loop compares 8 bytes at a time, in 8 bytes. */
+#define MOST_EIGHTS 8
+
+/* The entry for the word of ``length`` characters below 256 (hashed ``hash``) that
+ * ``eights`` holds (as a narrow entry holds its word), or NULL. */
+static inline Entry *lookup_eights(Table *self, const uint64_t *eights, Py_ssize_t length,
+                                   uint64_t hash) {
+    for (size_t at = hash & self->mask; self->slots[at].entry != EMPTY;
+         at = (at + 1) & self->mask) {
+        if (self->slots[at].tag != tag_of(hash)) continue;
+        Entry *e = (Entry *)(self->entries + self->slots[at].entry);
+        if (e->length != length || !e->narrow) continue;
+        uint64_t differ = 0;
+        for (Py_ssize_t k = 0; k < (length + 7) / 8; k++) differ |= e->word[k] ^ eights[k];
+        if (differ == 0) return e;
+    }
+    return NULL;
+}
+
+/* Counts the word ``e`` (a known one, or NULL) once per call: its weight added to
+ * ``*total`` where it first comes, its index onto ``telling`` when it tells. */
+static inline int count(Table *self, Entry *e, uint64_t call, double *total, PyObject *telling) {
+    if (e == NULL || e->seen == call) return 0;
+    e->seen = call;
+    *total += e->weight;
+    if (e->weight > self->telling) {
+        PyObject *index = PyLong_FromSsize_t(e->index);
+        if (index == NULL || PyList_Append(telling, index) < 0) {
+            Py_XDECREF(index);
+            return -1;
+        }
+        Py_DECREF(index);
+    }
+    return 0;
+}
+
+/* ``weigh_words`` of a 2- or 4-byte text (``kind``, which the callers give as a
+ * constant, so that each kind has a loop of its own that reads its characters
+ * directly), a character at a time. */
+static inline __attribute__((always_inline)) int weigh_wide(Table *self, int kind,
+                                                            const void *data, Py_ssize_t n,
+                                                            uint64_t call, double *total,
+                                                            PyObject *telling) {
     Py_ssize_t i = 0;
     while (i < n) {
         while (i < n && !is_word(PyUnicode_READ(kind, data, i))) i++;
         if (i >= n) break;
         Py_ssize_t start = i;
-        uint64_t hash = FNV_OFFSET;
-        Py_UCS4 c;
-        while (i < n && is_word(c = PyUnicode_READ(kind, data, i))) {
-            hash = (hash ^ c) * FNV_PRIME;
-            i++;
-        }
-        Entry *e = lookup(self, kind, data, start, i, hash);
-        if (e == NULL || e->seen == call) continue;
-        e->seen = call;
-        *total += e->weight;
-        if (e->weight > self->telling) {
-            PyObject *index = PyLong_FromSsize_t(e->index);
-            if (index == NULL || PyList_Append(telling, index) < 0) {
-                Py_XDECREF(index);
-                return -1;
-            }
-            Py_DECREF(index);
-        }
+        while (i < n && is_word(PyUnicode_READ(kind, data, i))) i++;
+        if (i - start > self->longest) continue;
+        uint64_t hash = hash_word(kind, data, start, i - start);
+        if (count(self, lookup(self, kind, data, start, i, hash), call, total, telling) < 0)
+            return -1;
     }
     return 0;
+}
+
+/* Marks the word characters of 1-byte ``chars`` (``n``) in ``bits``, a bit each, 64
+ * to a word of ``bits``; one more word of ``bits`` past them is clear (a word of the
+ * text ends by then). */
+static void word_bits(const unsigned char *chars, Py_ssize_t n, uint64_t *bits) {
+    Py_ssize_t words = (n + 63) / 64;
+    for (Py_ssize_t k = 0; k < words; k++) {
+        unsigned char block[64];
+        const unsigned char *p = chars + k * 64;
+        if (n - k * 64 < 64) { /* the last, short block: padded with spaces */
+            memset(block, ' ', 64);
+            memcpy(block, p, n - k * 64);
+            p = block;
+        }
+        uint64_t w = 0;
+#ifdef __SSE2__
+        for (int q = 0; q < 4; q++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+            __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+            __m128i u = _mm_sub_epi8(x, _mm_set1_epi8('A'));
+            __m128i l = _mm_sub_epi8(x, _mm_set1_epi8('a'));
+            __m128i is = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+            is = _mm_or_si128(is, _mm_cmpeq_epi8(_mm_min_epu8(u, _mm_set1_epi8(25)), u));
+            is = _mm_or_si128(is, _mm_cmpeq_epi8(_mm_min_epu8(l, _mm_set1_epi8(25)), l));
+            is = _mm_or_si128(is, _mm_cmpeq_epi8(x, _mm_set1_epi8('_')));
+            /* past ASCII: any character but U+0085 and U+00A0, which are whitespace */
+            __m128i space = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8((char)0x85)),
+                                         _mm_cmpeq_epi8(x, _mm_set1_epi8((char)0xa0)));
+            uint64_t high = (uint16_t)(_mm_movemask_epi8(x) & ~_mm_movemask_epi8(space));
+            w |= ((uint64_t)(uint16_t)_mm_movemask_epi8(is) | high) << (16 * q);
+        }
+#else
+        for (int j = 0; j < 64; j++) w |= (uint64_t)narrow_word[p[j]] << j;
+#endif
+        bits[k] = w;
+    }
+    bits[words] = 0;
+}
+
+/* A 1-byte text's word of ``length`` characters at ``chars`` (``readable``: 8 bytes
+ * may be read from each of its 8-byte pieces), 8 bytes at a time in ``eights`` (zero
+ * past its end); its hash. */
+static inline uint64_t narrow_word_eights(const unsigned char *chars, Py_ssize_t length,
+                                          int readable, uint64_t *eights) {
+    uint64_t hash = hash_start(length);
+    for (Py_ssize_t q = 0; q < (length + 7) / 8; q++) {
+        Py_ssize_t keep = length - 8 * q < 8 ? length - 8 * q : 8;
+        eights[q] = 0;
+        memcpy(&eights[q], chars + 8 * q, readable ? 8 : keep);
+        eights[q] &= first_bytes[keep];
+        hash = hash_add(hash, eights[q]);
+    }
+    return hash_end(hash);
+}
+
+/* A word of a 1-byte text found by the first pass: where, and its hash. */
+typedef struct {
+    Py_ssize_t start, length;
+    uint64_t hash;
+} Word;
+
+/* ``weigh_words`` of a 1-byte text: its words found 16 characters at a time and
+ * hashed 8 bytes at a time, each word's slot asked for as it is found; then each
+ * looked up. */
+static int weigh_narrow(Table *self, const unsigned char *chars, Py_ssize_t n, uint64_t call,
+                        double *total, PyObject *telling) {
+    Py_ssize_t blocks = (n + 63) / 64 + 1;
+    size_t need = blocks * sizeof(uint64_t) + (n / 2 + 1) * sizeof(Word);
+    if (need > self->scratch_size) {
+        void *bigger = PyMem_Realloc(self->scratch, need * 2);
+        if (bigger == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->scratch = bigger;
+        self->scratch_size = need * 2;
+    }
+    uint64_t *bits = self->scratch;
+    Word *found = (Word *)(bits + blocks);
+    Py_ssize_t n_found = 0;
+    word_bits(chars, n, bits);
+    uint64_t before = 0; /* whether the character before the block's first is a word's */
+    for (Py_ssize_t k = 0; k < blocks - 1; k++) {
+        uint64_t starts = bits[k] & ~(bits[k] << 1 | before);
+        before = bits[k] >> 63;
+        for (; starts; starts &= starts - 1) {
+            Py_ssize_t start = k * 64 + __builtin_ctzll(starts), end;
+            uint64_t after = ~bits[k] & (~0ULL << (start & 63));
+            if (after) {
+                end = k * 64 + __builtin_ctzll(after);
+            } else { /* the bits past ``n`` are clear: the word ends at ``n`` at the latest */
+                Py_ssize_t w = k + 1;
+                while (bits[w] == ~0ULL) w++;
+                end = w * 64 + __builtin_ctzll(~bits[w]);
+            }
+            Py_ssize_t length = end - start;
+            if (length > self->longest) continue; /* none of them */
+            uint64_t eights[MOST_EIGHTS], hash;
+            if (length > 8 * MOST_EIGHTS) /* (no such word in the shipped model) */
+                hash = hash_word(PyUnicode_1BYTE_KIND, chars, start, length);
+            else
+                hash = narrow_word_eights(chars + start, length, end + 8 <= n, eights);
+            __builtin_prefetch(&self->slots[hash & self->mask]);
+            found[n_found++] = (Word){start, length, hash};
+        }
+    }
+    for (Py_ssize_t f = 0; f < n_found; f++) {
+        Py_ssize_t start = found[f].start, length = found[f].length;
+        Entry *e;
+        if (length > 8 * MOST_EIGHTS) {
+            e = lookup(self, PyUnicode_1BYTE_KIND, chars, start, start + length, found[f].hash);
+        } else {
+            uint64_t eights[MOST_EIGHTS];
+            narrow_word_eights(chars + start, length, start + length + 8 <= n, eights);
+            e = lookup_eights(self, eights, length, found[f].hash);
+        }
+        if (count(self, e, call, total, telling) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The weights of the distinct known words of ``data`` (``n`` characters of ``kind``),
+ * added to ``*total``, and the telling ones' indexes. */
+static int weigh_words(Table *self, int kind, const void *data, Py_ssize_t n, double *total,
+                       PyObject *telling) {
+    uint64_t call = ++self->calls;
+    if (kind == PyUnicode_1BYTE_KIND) return weigh_narrow(self, data, n, call, total, telling);
+    if (kind == PyUnicode_2BYTE_KIND)
+        return weigh_wide(self, PyUnicode_2BYTE_KIND, data, n, call, total, telling);
+    return weigh_wide(self, PyUnicode_4BYTE_KIND, data, n, call, total, telling);
 }
 
 static PyObject *Table_weigh(Table *self, PyObject *text) {
@@ -256,18 +502,7 @@ static PyObject *Table_weigh(Table *self, PyObject *text) {
     double total = 0.0;
     PyObject *telling = PyList_New(0);
     if (telling == NULL) return NULL;
-    int failed;
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_1BYTE_KIND:
-        failed = weigh_words(self, PyUnicode_1BYTE_KIND, data, n, &total, telling);
-        break;
-    case PyUnicode_2BYTE_KIND:
-        failed = weigh_words(self, PyUnicode_2BYTE_KIND, data, n, &total, telling);
-        break;
-    default:
-        failed = weigh_words(self, PyUnicode_4BYTE_KIND, data, n, &total, telling);
-    }
-    if (failed) {
+    if (weigh_words(self, PyUnicode_KIND(text), data, n, &total, telling) < 0) {
         Py_DECREF(telling);
         return NULL;
     }
@@ -528,6 +763,11 @@ PyMODINIT_FUNC PyInit__words(void) {
     }
     for (const char *c = "\n\t\r'\"`([{<*#-/|>\\="; *c; c++) before_word[(unsigned char)*c] = 1;
     for (int c = 0; c < 128; c++) ascii_lower[c] = c >= 'A' && c <= 'Z' ? c + 32 : c;
+    for (int keep = 0; keep <= 8; keep++) {
+        unsigned char bytes[8];
+        for (int b = 0; b < 8; b++) bytes[b] = b < keep ? 0xff : 0;
+        memcpy(&first_bytes[keep], bytes, 8);
+    }
     for (size_t k = 0; k < sizeof(LOOKALIKES) / sizeof(LOOKALIKES[0]); k++)
         if (LOOKALIKES[k][0] < LOOKALIKE_END) /* else left out, and the test says so */
             latin_of[LOOKALIKES[k][0]] = (unsigned char)LOOKALIKES[k][1];

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -122,6 +123,18 @@ def test_the_compiled_core_weighs_every_text_as_python_does() -> None:
         assert evidence == expected[1], text
 
 
+def _weighed_in_python(
+    low: str, weights: dict[str, float], place: dict[str, int]
+) -> tuple[float, list[int]]:
+    total, telling = 0.0, []
+    for word in dict.fromkeys(low.encode().translate(_TOKEN_VIEW).decode().split()):
+        if word in place:
+            total += weights[word]
+            if weights[word] > _TELLING:
+                telling.append(place[word])
+    return total, telling
+
+
 def test_the_compiled_core_adds_the_weights_in_the_order_the_words_come() -> None:
     # A floating-point sum depends on its order: the compiled core adds a word's weight
     # where the word first comes and lists the telling ones in that order, whether the
@@ -135,13 +148,44 @@ def test_the_compiled_core_adds_the_weights_in_the_order_the_words_come() -> Non
     for text in _corpus_texts():
         for wider in ("", " \u0100", " \U0001f600"):
             low = views(text + wider).low
-            total, telling = 0.0, []
-            for word in dict.fromkeys(low.encode().translate(_TOKEN_VIEW).decode().split()):
-                if word in place:
-                    total += model.weights[word]
-                    if model.weights[word] > _TELLING:
-                        telling.append(place[word])
-            assert table.weigh(low) == (total, telling), text
+            assert table.weigh(low) == _weighed_in_python(low, model.weights, place), text
+
+
+def test_the_compiled_core_reads_words_anywhere_in_a_text() -> None:
+    """A text of one byte per character is split 64 characters at a time and its words
+    read 8 bytes at a time: words that cross those blocks, end a text, hold a character
+    past ASCII, follow any separator, or are longer than any known word, are read as
+    the Python split reads them, in every width."""
+    from orchestrator.injection._words import Table
+
+    model = shipped()
+    long = "w" * 50 + "long" * 20  # longer than 64: read a character at a time
+    extra = {"caf\xe9": 0.5, "\xfcber": -0.5, "na\xefve_\u0101": 0.75, long: 0.25}
+    names = [*model._word_names, *extra]
+    weights = {**model.weights, **extra}
+    table = Table(names, [weights[w] for w in names], _TELLING)
+    place = {w: i for i, w in enumerate(names)}
+    known = [w for w in names if w.isascii()]
+    rng = random.Random(8)
+    separators = [" ", ",", ".", "-", "'", "\t", "\n", "\x1f", "\x85", "\xa0", "\u3000"]
+    odd = ["caf\xe9", "\xfcber", "na\xefve_\u0101", "\xff", "\x80", "\x00", long, long[1:]]
+    texts = []
+    for n in range(2000):
+        wide = n % 4 == 0  # else every character below 256: one byte each
+        seps = [c for c in separators if wide or c < "\u0100"]
+        odds = [w for w in odd if wide or max(w) < "\u0100"]
+        pieces = ["z" * rng.randint(0, 130)] if n % 2 else []
+        for _ in range(rng.randint(0, 60)):
+            word = rng.choice(odds) if rng.random() < 0.08 else rng.choice(known)
+            if rng.random() < 0.05:
+                word += rng.choice(known)  # a longer word, known or not
+            pieces += [rng.choice(seps) * rng.randint(1, 2), word]
+        texts.append("".join(pieces))
+    assert {len(t) % 64 for t in texts if max(t, default=" ") < "\u0100"} == set(range(64))
+    assert sum(1 for t in texts if table.weigh(t)[1]) > 1000
+    for text in texts:
+        expected = _weighed_in_python(text, weights, place)
+        assert table.weigh(text) == expected, repr(text)
 
 
 def test_the_compiled_core_counts_a_repeated_word_once_and_rejects_bad_input() -> None:
