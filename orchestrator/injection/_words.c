@@ -542,6 +542,36 @@ static inline Py_UCS4 folded(Py_UCS4 c) {
     return c;
 }
 
+#ifdef __SSE2__
+/* Whether each of 16 bytes is in [low, low + width). */
+static inline __m128i in_range(__m128i x, char low, char width) {
+    __m128i d = _mm_sub_epi8(x, _mm_set1_epi8(low));
+    return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8((char)(width - 1))), d);
+}
+
+/* ``fold``'s loop over 16 ASCII characters: ``low`` gets them lowered, ``norm`` the
+ * same with the characters of ``before_word`` made spaces (the ranges and characters
+ * below are that table's: ``PyInit__words`` checks them against it). */
+static inline void fold16(const unsigned char *chars, unsigned char *low, unsigned char *norm) {
+    __m128i x = _mm_loadu_si128((const __m128i *)chars);
+    __m128i l = _mm_or_si128(x, _mm_and_si128(in_range(x, 'A', 26), _mm_set1_epi8(0x20)));
+    __m128i b = in_range(l, '\t', 2);
+    b = _mm_or_si128(b, _mm_cmpeq_epi8(l, _mm_set1_epi8('\r')));
+    b = _mm_or_si128(b, in_range(l, '"', 2));  /* " # */
+    b = _mm_or_si128(b, in_range(l, '\'', 2)); /* ' ( */
+    b = _mm_or_si128(b, _mm_cmpeq_epi8(l, _mm_set1_epi8('*')));
+    b = _mm_or_si128(b, _mm_cmpeq_epi8(l, _mm_set1_epi8('-')));
+    b = _mm_or_si128(b, _mm_cmpeq_epi8(l, _mm_set1_epi8('/')));
+    b = _mm_or_si128(b, in_range(l, '<', 3));  /* < = > */
+    b = _mm_or_si128(b, in_range(l, '[', 2));  /* [ \ */
+    b = _mm_or_si128(b, _mm_cmpeq_epi8(l, _mm_set1_epi8('`')));
+    b = _mm_or_si128(b, in_range(l, '{', 2));  /* { | */
+    __m128i w = _mm_or_si128(_mm_and_si128(b, _mm_set1_epi8(' ')), _mm_andnot_si128(b, l));
+    _mm_storeu_si128((__m128i *)low, l);
+    _mm_storeu_si128((__m128i *)norm, w);
+}
+#endif
+
 static PyObject *fold(PyObject *module, PyObject *text) {
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "fold() takes a str");
@@ -558,7 +588,11 @@ static PyObject *fold(PyObject *module, PyObject *text) {
         }
         unsigned char *l = PyUnicode_1BYTE_DATA(low), *w = PyUnicode_1BYTE_DATA(norm);
         l[0] = w[0] = ' ';
-        for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t i = 0;
+#ifdef __SSE2__
+        for (; i + 16 <= n; i += 16) fold16(chars + i, l + i + 1, w + i + 1);
+#endif
+        for (; i < n; i++) {
             unsigned char c = ascii_lower[chars[i]];
             l[i + 1] = c;
             w[i + 1] = before_word[c] ? ' ' : c;
@@ -762,6 +796,19 @@ PyMODINIT_FUNC PyInit__words(void) {
         narrow_word[c] = c < 128 ? ascii_word[c] : !Py_UNICODE_ISSPACE(c);
     }
     for (const char *c = "\n\t\r'\"`([{<*#-/|>\\="; *c; c++) before_word[(unsigned char)*c] = 1;
+#ifdef __SSE2__
+    /* fold16 writes the table as ranges: every ASCII character through both */
+    for (int c = 0; c < 128; c++) {
+        unsigned char in[16], low[16], norm[16];
+        memset(in, c, 16);
+        fold16(in, low, norm);
+        unsigned char lowered = c >= 'A' && c <= 'Z' ? c + 32 : c;
+        if (low[0] != lowered || norm[0] != (before_word[lowered] ? ' ' : lowered)) {
+            PyErr_Format(PyExc_SystemError, "_words: fold16 differs from the table at %d", c);
+            return NULL;
+        }
+    }
+#endif
     for (int c = 0; c < 128; c++) ascii_lower[c] = c >= 'A' && c <= 'Z' ? c + 32 : c;
     for (int keep = 0; keep <= 8; keep++) {
         unsigned char bytes[8];

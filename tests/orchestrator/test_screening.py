@@ -183,6 +183,10 @@ def test_the_compiled_views_are_the_python_ones(monkeypatch: pytest.MonkeyPatch)
     texts = [str(r["text"]) for r in load("injection.jsonl") + load("pii.jsonl")]
     assert sum(t.isascii() for t in texts) > 200  # ASCII texts have a path of their own
     texts += ["".join(map(chr, range(128))), "", "A", "\t(Ignore)\n"]
+    # ASCII texts are folded 16 characters at a time: every character at every place
+    # of a block, and texts of every length past the last block.
+    rng = random.Random(4)
+    texts += ["".join(chr(rng.randrange(128)) for _ in range(n)) for n in range(100)]
     texts += [
         "a\u200bb\u00adc \u2019ignore\u2019 \u2014 x\u00a0y \u00d7 \u2192 \u00e9t\u00e9 \U0001f600!"
     ]
