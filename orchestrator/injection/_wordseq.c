@@ -851,7 +851,6 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
      * read, so it is in the cache by the time the token is looked up. A text has at
      * most (n + 1) / 2 tokens. */
     if (room((void **)&self->tokens, &self->tokens_cap, 0, n / 2 + 1, sizeof(Token)) < 0 ||
-        room((void **)&self->hits, &self->hits_cap, 0, MEMO_HITS, sizeof(int32_t)) < 0 ||
         (kind == PyUnicode_1BYTE_KIND &&
          room((void **)&self->bits, &self->bits_cap, 0, (n + 63) / 64 + 1,
               sizeof(uint64_t)) < 0))
