@@ -242,6 +242,28 @@ def test_the_tokens_the_scanner_remembers_change_nothing_it_finds() -> None:
         assert warm.scan(text) == _wordseq.Scanner(*tree._tree()).scan(text), text
 
 
+def test_a_memo_full_of_other_tokens_changes_nothing_the_scanner_finds() -> None:
+    """Each memo set holds two tokens, and a third one in the set pushes the older
+    out: with far more distinct tokens than slots, corpus words among them (tokens
+    that take conds), a warm scanner finds what the Python one does, text after text,
+    and again on the first texts after their tokens were pushed out or moved over."""
+    tree = engine.build(table.load(), chained=True).chains
+    if tree._compiled is None:
+        pytest.skip("the C core is not compiled (no compiler on this machine)")
+    rng = random.Random(11)
+    words = " ".join(str(r["text"]) for r in load("injection.jsonl")).split()
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    texts = []
+    for _ in range(400):  # 80,000 tokens, most of them seen once
+        tokens = [
+            rng.choice(words) if rng.random() < 0.5 else "".join(rng.choices(letters, k=7))
+            for _ in range(200)
+        ]
+        texts.append(views(" ".join(tokens)).norm)
+    for norm in texts + texts[:50]:  # one compiled scanner, its memo kept throughout
+        assert tree.scan(norm) == tree._scan(norm), norm[:80]
+
+
 def test_tokens_anywhere_in_a_text_are_read_as_python_reads_them() -> None:
     """A text of one byte per character is split 64 characters at a time: tokens that
     cross those blocks, end a text, follow any whitespace character or hold a NUL or a
