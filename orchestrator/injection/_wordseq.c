@@ -85,7 +85,7 @@ typedef struct {
  * below 256 (a byte each: the latest two per set, their characters compared in full,
  * so no text can take another's conds), and a token seen before is one lookup instead
  * of one per prefix, per inside start and exact. 2^15 slots (1 MB) in sets of two (one
- * cache line), by a hash of the token's characters (``memo_slot``); a token new to its
+ * cache line), by a hash of the token's characters (``memo_set``); a token new to its
  * set takes the first slot, and the one there moves over (the older goes). On the speed
  * benchmark's texts (10,400 distinct tokens, 163 a text), 9.7 tokens a text were looked
  * up in full when each slot held one token, 4.6 with two to a set (0.9 of them too
@@ -108,14 +108,14 @@ _Static_assert(sizeof(Memo) == 32, "a memo slot is half a cache line");
 
 /* A kept token's characters, a byte each, as three 8-byte words, zero past its end: its bytes
  * 0-7, 8-15 and 14-21 (the last two overlap, so that MEMO_TEXT fit in three). They are
- * what its memo slot is found by and compared with. */
+ * what its memo set is found by and compared with. */
 #define WORD_AT(k) ((k) == 2 ? MEMO_TEXT - 8 : 8 * (k))
 _Static_assert(MEMO_TEXT > 16 && MEMO_TEXT <= 24, "three words hold a kept token");
 
 /* A token read in the first pass over a text. */
 typedef struct {
     Py_ssize_t start, end;
-    Memo *memo;    /* its slot in the memo (asked for ahead), or NULL: not kept */
+    Memo *memo;    /* its set in the memo (asked for ahead), or NULL: not kept */
     uint64_t words[3]; /* when kept: its characters (``WORD_AT``) */
 } Token;
 
@@ -674,7 +674,7 @@ static inline void short_words(const unsigned char *chars, Py_ssize_t length, in
 }
 
 /* The memo set of a kept token's words: its first slot (the token is in either). */
-static inline Memo *memo_slot(Scanner *self, const uint64_t words[3]) {
+static inline Memo *memo_set(Scanner *self, const uint64_t words[3]) {
     uint64_t h = (words[0] ^ (words[1] * 0xC2B2AE3D27D4EB4FULL) ^
                   ((words[2] >> 3 | words[2] << 61) * 0x165667B19E3779F9ULL)) *
                  0x9E3779B97F4A7C15ULL;
@@ -700,7 +700,7 @@ static inline void keep(Memo *memo, Py_ssize_t length, const uint64_t words[3]) 
 }
 
 /* Notes a token's start, end and, when it is kept (``chars``: its characters, a byte
- * each; NULL: not kept), its words and memo slot
+ * each; NULL: not kept), its words and memo set
  * (asked for ahead, so that it is in the cache by the time the token is looked up). */
 static inline void add_token(Scanner *self, Py_ssize_t n_tokens, Py_ssize_t start,
                              Py_ssize_t end, const unsigned char *chars, int readable) {
@@ -710,7 +710,7 @@ static inline void add_token(Scanner *self, Py_ssize_t n_tokens, Py_ssize_t star
     token->memo = NULL;
     if (chars != NULL && self->memo != NULL) {
         short_words(chars, end - start, readable, token->words);
-        token->memo = memo_slot(self, token->words);
+        token->memo = memo_set(self, token->words);
         __builtin_prefetch(token->memo);
     }
 }
@@ -758,7 +758,7 @@ static void classify(const unsigned char *chars, Py_ssize_t n, uint64_t *space) 
     space[words] = ~0ULL;
 }
 
-/* Reads the tokens of a 1-byte text: where each starts and ends, and its memo slot
+/* Reads the tokens of a 1-byte text: where each starts and ends, and its memo set
  * when kept. The whitespace is found 16 characters at a time. */
 static Py_ssize_t read_narrow(Scanner *self, const unsigned char *chars, Py_ssize_t n) {
     Py_ssize_t words = (n + 63) / 64 + 1, n_tokens = 0;
@@ -848,7 +848,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *text) {
     }
     memset(self->masks, 0, self->n_signals * sizeof(uint64_t));
     int any_inside = self->inside.lengths != 0;
-    /* First the tokens and their memo slots: each slot is asked for as its token is
+    /* First the tokens and their memo sets: each set is asked for as its token is
      * read, so it is in the cache by the time the token is looked up. A text has at
      * most (n + 1) / 2 tokens. */
     if (room((void **)&self->tokens, &self->tokens_cap, 0, n / 2 + 1, sizeof(Token)) < 0 ||
