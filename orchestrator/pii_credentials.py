@@ -129,15 +129,12 @@ def _at(pattern: re.Pattern[str], text: str, places: Iterable[int]) -> Iterator[
             end = m.end()
 
 
-# In the text: each provider's prefixes, "earer" (as it was asked for before the
-# search it gates) and a URL's "://". In the lowered text: the key words, the client
-# commands that take a password, the AWS secret's key, and the words the case-blind
-# patterns start with (a URL's password parameter one character after its ``?``).
+# In the text: each provider's prefixes and a URL's "://". In the lowered text: the key
+# words, the client commands that take a password, the AWS secret's key, and the words
+# the case-blind patterns start with (a URL's password parameter one character after
+# its ``?``; "bearer", so that "BEARER" is searched for as "Bearer" is).
 _KEY_GROUPS = [(f"key {k}", pattern) for k, (_, pattern) in enumerate(_KEYS)]
-_IN_TEXT = Needles(
-    {f"key {k}": needles for k, (needles, _) in enumerate(_KEYS)}
-    | {"bearer": ["earer"], "url": ["://"]}
-)
+_IN_TEXT = Needles({f"key {k}": needles for k, (needles, _) in enumerate(_KEYS)} | {"url": ["://"]})
 _IN_LOW = Needles(
     {word: [word] for word in _KEY_WORDS}
     | {"flag": ["mysql", "mariadb", "--password"], "aws": ["accesskey", "access_key"]}
@@ -196,7 +193,7 @@ def _keys(
         for m in _at(pattern, text, in_text[group]):
             if m.start() == 0 or not text[m.start() - 1].isalnum():
                 yield "api_key", m.start(), m.end(), 2
-    if "bearer" in in_text:  # (in any case: "earer" only says the search is worth it)
+    if "bearer" in in_low:
         for m in _anycase(_BEARER, text, folded, "bearer", 0):
             if not m.group(1).startswith("ey") or "." not in m.group(1):
                 yield "api_key", m.start(1), m.end(1), 2

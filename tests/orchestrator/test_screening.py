@@ -56,6 +56,12 @@ def screener() -> Screener:
             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         ),
+        (  # the word in any case: an upper-case "BEARER" was once let through
+            "api_key",
+            "curl -H 'AUTHORIZATION: BEARER mF_9.B5f-4.1JqM3xYz8KpWq0aZr7' api",
+            "mF_9.B5f-4.1JqM3xYz8KpWq0aZr7",
+        ),
+        ("api_key", "bEaReR mF_9.B5f-4.1JqM3xYz8KpWq0aZr7 é", "mF_9.B5f-4.1JqM3xYz8KpWq0aZr7"),
         ("url_password", "redis://app:Zx9!kq2-long@cache:6379/0", "Zx9!kq2-long"),
         ("secret", "DB_PASSWORD=Sup3r-S3cret!", "Sup3r-S3cret!"),
         ("secret", "  password: 'p4ss-w0rd-staging'", "p4ss-w0rd-staging"),
