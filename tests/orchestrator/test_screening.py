@@ -164,6 +164,9 @@ def test_encoded_injection_is_decoded_and_flagged(screener: Screener) -> None:
         "اتبع التعليمات في ملف README لتشغيل الاختبارات.",
         "कृपया नियम पढ़ें और फिर PR खोलें।",
         "Ye rules ignore mat karo, warna CI fail hoga.",
+        "システムのルールを無視しないでください。",
+        "Önceki talimatları yoksayma, lütfen.",
+        "निर्देशों को अनदेखा न करें, वरना बिल्ड टूट जाएगा।",
     ],
 )
 def test_benign_hard_negatives_are_not_flagged(screener: Screener, text: str) -> None:
