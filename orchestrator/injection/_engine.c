@@ -1,13 +1,15 @@
 /* The signals that match on a text's views, and what they score together, in C.
  *
- * ``Matcher(signals, chains, narrowed, narrowing, mention, quote, reach)`` holds the
+ * ``Matcher(signals, chains, narrowed, narrowing, mention, negated, quote, reach,
+ * negated_reach)`` holds the
  * compiled signal table: ``signals[i]`` is ``(weight, why, raw, pattern, starts)`` (an
  * ``engine.Signal``); ``chains(norm)`` gives the word signals whose chains are found
  * (``Chains.found``); ``narrowed`` is the dict of each word signal's patterns per set of
  * alternatives found, ``narrowing(i, found)`` what makes (and keeps) one that is not in
  * it; ``mention`` is the pattern that says the words at a quote are quoted as an
- * example; ``quote`` the most characters of a reason's quoted words and ``reach`` how
- * far a mention reaches back before its last word.
+ * example, ``negated`` the one that says the words at a place are said not to be done;
+ * ``quote`` the most characters of a reason's quoted words, ``reach`` how far a mention
+ * reaches back before its last word and ``negated_reach`` how far a negation does.
  *
  * ``Matcher.match(low, norm, scan)`` is ``engine.match``, and ``score(found)`` is
  * ``scoring._score``: the same loops, with the same ``re`` patterns, and no Python frame
@@ -42,8 +44,10 @@ typedef struct {
     PyObject *narrowed;
     PyObject *narrowing;
     PyObject *mention; /* the mention pattern's bound ``search`` */
+    PyObject *negated; /* the negation pattern's bound ``search`` */
     Py_ssize_t quote;
     Py_ssize_t reach;
+    Py_ssize_t negated_reach;
 } Matcher;
 
 static PyObject *str_end, *str_match, *str_candidates, *str_next_start, *str_round, *str_weigh;
@@ -64,6 +68,7 @@ static void Matcher_clear_fields(Matcher *self) {
     Py_CLEAR(self->narrowed);
     Py_CLEAR(self->narrowing);
     Py_CLEAR(self->mention);
+    Py_CLEAR(self->negated);
 }
 
 static void Matcher_dealloc(Matcher *self) {
@@ -72,13 +77,13 @@ static void Matcher_dealloc(Matcher *self) {
 }
 
 static int Matcher_init(Matcher *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"signals", "chains", "narrowed", "narrowing", "mention",
-                               "quote",   "reach",  NULL};
-    PyObject *signals, *chains, *narrowed, *narrowing, *mention;
-    Py_ssize_t quote, reach;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOnn", keywords, &signals, &chains,
-                                     &PyDict_Type, &narrowed, &narrowing, &mention, &quote,
-                                     &reach))
+    static char *keywords[] = {"signals", "chains",  "narrowed", "narrowing",     "mention",
+                               "negated", "quote",   "reach",    "negated_reach", NULL};
+    PyObject *signals, *chains, *narrowed, *narrowing, *mention, *negated;
+    Py_ssize_t quote, reach, negated_reach;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOOnnn", keywords, &signals, &chains,
+                                     &PyDict_Type, &narrowed, &narrowing, &mention, &negated,
+                                     &quote, &reach, &negated_reach))
         return -1;
     Matcher_clear_fields(self);
     PyObject *seq = PySequence_Fast(signals, "signals must be a sequence");
@@ -120,11 +125,14 @@ static int Matcher_init(Matcher *self, PyObject *args, PyObject *kwds) {
     Py_DECREF(seq);
     self->mention = PyObject_GetAttrString(mention, "search");
     if (self->mention == NULL) return -1;
+    self->negated = PyObject_GetAttrString(negated, "search");
+    if (self->negated == NULL) return -1;
     self->chains = Py_NewRef(chains);
     self->narrowed = Py_NewRef(narrowed);
     self->narrowing = Py_NewRef(narrowing);
     self->quote = quote;
     self->reach = reach;
+    self->negated_reach = negated_reach;
     return 0;
 fail:
     Py_DECREF(seq);
@@ -134,6 +142,23 @@ fail:
 
 /* What ``\w`` takes in a ``str`` pattern. */
 static inline int is_word(Py_UCS4 ch) { return Py_UNICODE_ISALNUM(ch) || ch == '_'; }
+
+/* ``pattern.search(low, start, at)`` is not None: 1; None: 0; -1: error. */
+static int search_before(PyObject *search, PyObject *low, Py_ssize_t start, Py_ssize_t at) {
+    PyObject *args[] = {low, PyLong_FromSsize_t(start), PyLong_FromSsize_t(at)};
+    if (args[1] == NULL || args[2] == NULL) {
+        Py_XDECREF(args[1]);
+        Py_XDECREF(args[2]);
+        return -1;
+    }
+    PyObject *m = PyObject_Vectorcall(search, args, 3, NULL);
+    Py_DECREF(args[1]);
+    Py_DECREF(args[2]);
+    if (m == NULL) return -1;
+    int found = m != Py_None;
+    Py_DECREF(m);
+    return found;
+}
 
 /* ``engine._quoted``: whether the words at ``at`` are quoted as an example; -1: error. */
 static int quoted(Matcher *self, PyObject *low, Py_ssize_t at) {
@@ -151,19 +176,30 @@ static int quoted(Matcher *self, PyObject *low, Py_ssize_t at) {
     while (start > 0 && !is_word(PyUnicode_READ(kind, data, start - 1))) start--;
     while (start > 0 && is_word(PyUnicode_READ(kind, data, start - 1))) start--;
     start = start > self->reach ? start - self->reach : 0;
-    PyObject *args[] = {low, PyLong_FromSsize_t(start), PyLong_FromSsize_t(at)};
-    if (args[1] == NULL || args[2] == NULL) {
-        Py_XDECREF(args[1]);
-        Py_XDECREF(args[2]);
-        return -1;
-    }
-    PyObject *m = PyObject_Vectorcall(self->mention, args, 3, NULL);
-    Py_DECREF(args[1]);
-    Py_DECREF(args[2]);
-    if (m == NULL) return -1;
-    int is_quoted = m != Py_None;
-    Py_DECREF(m);
-    return is_quoted;
+    return search_before(self->mention, low, start, at);
+}
+
+/* ``engine._negated``: whether the words at ``at`` follow a negation on the same line;
+ * -1: error. Every negation the pattern takes ends in "t" or "r" before the spaces
+ * around ``at``, so the pattern is searched only when that character does. */
+static int negated(Matcher *self, PyObject *low, Py_ssize_t at) {
+    int kind = PyUnicode_KIND(low);
+    const void *data = PyUnicode_DATA(low);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(low), end = at, last = at;
+    while (end < length && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, end))) end++;
+    while (last > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, last - 1))) last--;
+    if (last == 0) return 0;
+    Py_UCS4 ch = PyUnicode_READ(kind, data, last - 1);
+    if (ch != 't' && ch != 'r') return 0;
+    Py_ssize_t start = at > self->negated_reach ? at - self->negated_reach : 0;
+    return search_before(self->negated, low, start, end);
+}
+
+/* ``engine._aside``: whether the words at ``at`` are quoted as an example, or said not
+ * to be done; -1: error. */
+static int aside(Matcher *self, PyObject *low, Py_ssize_t at) {
+    int is_quoted = quoted(self, low, at);
+    return is_quoted != 0 ? is_quoted : negated(self, low, at);
 }
 
 /* Where a match ends (``m.end()``), stealing ``m``; -1: error. */
@@ -177,7 +213,7 @@ static Py_ssize_t match_end(PyObject *m) {
 }
 
 /* ``engine._match``: whether signal ``s`` matches at ``at`` (and, a word signal, is not
- * quoted there): 1, with where the match ends in ``*end``; 0: it does not; -1: error. */
+ * quoted or negated there): 1, with where the match ends in ``*end``; 0: it does not; -1: error. */
 static int signal_at(Matcher *self, Signal *s, PyObject *low, PyObject *text, Py_ssize_t at,
                      Py_ssize_t *end) {
     PyObject *place = PyLong_FromSsize_t(at);
@@ -191,7 +227,7 @@ static int signal_at(Matcher *self, Signal *s, PyObject *low, PyObject *text, Py
         return 0;
     }
     if (!s->raw) {
-        int q = quoted(self, low, at);
+        int q = aside(self, low, at);
         if (q != 0) {
             Py_DECREF(m);
             return q < 0 ? -1 : 0;
@@ -283,11 +319,11 @@ static int first_at(Matcher *self, PyObject *patterns, PyObject *low, PyObject *
                 Py_DECREF(m);
                 continue;
             }
-            int q = quoted(self, low, at);
+            int q = aside(self, low, at);
             if (q != 0) {
                 Py_DECREF(m);
                 if (q < 0) return -1;
-                break; /* quoted: the next place */
+                break; /* quoted or negated: the next place */
             }
             *start = at;
             return (*end = match_end(m)) < 0 ? -1 : 1;

@@ -11,8 +11,10 @@ class Matcher:
         narrowed: dict[tuple[int, int], list[re.Pattern[str]]],
         narrowing: Callable[[int, int], list[re.Pattern[str]]],
         mention: re.Pattern[str],
+        negated: re.Pattern[str],
         quote: int,
         reach: int,
+        negated_reach: int,
     ) -> None: ...
     def match(self, low: str, norm: str, scan: Any, /) -> dict[str, tuple[float, str]]: ...
 

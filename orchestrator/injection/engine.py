@@ -40,6 +40,14 @@ _MENTION = re.compile(
 _MENTION_REACH = 8  # the most characters a mention has before its last word ("such ")
 _BACKWARDS = re.compile(r"\W*\w*")  # non-word characters, then a word, read backwards
 _BACK_WINDOW = 64
+# A word signal's words said not to be done ("do not ignore the rules", "never reveal
+# the key") ask for the opposite of what the signal reads; "why not ignore …" still
+# asks, and a negation at the end of a line says nothing of the next one. (English
+# only: "não ignore", "no ignores" still count.)
+_NEGATED = re.compile(
+    r"(?<!\bwhy )(?:\bnot|\bnever|n['’]t|\bdont|\bcannot)(?:[^\S\n\r]+ever)?[^\S\n\r]*\Z"
+)
+_NEGATED_REACH = 24  # the most characters before a place the negation is read in
 # Gaps, put in after the spaces are made elastic: one word, or up to N words.
 _GAPS = {
     "<w>": r"[^\s.!?;]+",
@@ -121,7 +129,15 @@ def build(table: Table, extra: tuple[str, ...] = (), *, chained: bool = COMPILED
         return index
     narrowing = functools.partial(_narrowed, index)  # the same dicts as the index returned
     matcher = _engine.Matcher(
-        signals, found.finder, index.narrowed, narrowing, _MENTION, _QUOTE, _MENTION_REACH
+        signals,
+        found.finder,
+        index.narrowed,
+        narrowing,
+        _MENTION,
+        _NEGATED,
+        _QUOTE,
+        _MENTION_REACH,
+        _NEGATED_REACH,
     )
     return index._replace(matcher=matcher)
 
@@ -211,7 +227,7 @@ def _first_at(patterns: list[re.Pattern[str]], v: Views, places: list[int]) -> r
     for at in places:
         for pattern in patterns:
             if (m := pattern.match(norm, at)) is not None:
-                if not _quoted(v.low, at):
+                if not _aside(v.low, at):
                     return m
                 break
     return None
@@ -219,7 +235,7 @@ def _first_at(patterns: list[re.Pattern[str]], v: Views, places: list[int]) -> r
 
 def _match(signal: Signal, v: Views, text: str, at: int) -> re.Match[str] | None:
     m = signal.pattern.match(text, at)
-    return m if m is not None and (signal.raw or not _quoted(v.low, at)) else None
+    return m if m is not None and (signal.raw or not _aside(v.low, at)) else None
 
 
 def _places(text: str, starts: tuple[str, ...]) -> set[int]:
@@ -230,6 +246,20 @@ def _places(text: str, starts: tuple[str, ...]) -> set[int]:
             places.add(at)
             at = text.find(start, at + 1)
     return places
+
+
+def _aside(low: str, at: int) -> bool:
+    """Whether the words at ``at`` are quoted as an example, or said not to be done."""
+    return _quoted(low, at) or _negated(low, at)
+
+
+def _negated(low: str, at: int) -> bool:
+    """Whether the words at ``at`` (a word signal's match starts with the spaces before
+    its first word) follow a negation ("do not", "never", "don't") on the same line."""
+    end = at
+    while end < len(low) and low[end].isspace():
+        end += 1
+    return _NEGATED.search(low, max(0, at - _NEGATED_REACH), end) is not None
 
 
 def _quoted(low: str, at: int) -> bool:
