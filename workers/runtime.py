@@ -120,12 +120,16 @@ class Runtime:
         return Allowlist.from_setting(self.settings.command_allowlist)
 
     def close(self, *, keep_redis: bool = False) -> None:
-        """Stop the pool, close the database and (unless ``keep_redis``: threads such as
-        RQ's pubsub listener may still read from it as the process ends) Redis."""
+        """Stop the pool, close the LLM clients' connections, the database and (unless
+        ``keep_redis``: threads such as RQ's pubsub listener may still read from it as
+        the process ends) Redis."""
         with self._lock:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+            llms, self._llms = list(self._llms.values()), {}
+        for llm in llms:
+            llm.close()
         self.store.dispose()
         if not keep_redis:
             self.redis.close()

@@ -38,7 +38,13 @@ from orchestrator.providers.base import (
     ToolCall,
     Usage,
 )
-from orchestrator.providers.errors import BadOutput, LLMError, LLMNotConfigured, Unavailable
+from orchestrator.providers.errors import (
+    BadOutput,
+    LLMError,
+    LLMNotConfigured,
+    ProviderClosed,
+    Unavailable,
+)
 from orchestrator.providers.registry import error_for_status
 
 __all__ = ["AnthropicProvider", "aws_credentials_found"]
@@ -100,6 +106,8 @@ class AnthropicProvider:
 
     def complete(self, request: LLMRequest, *, timeout_s: float) -> Completion:
         """One Messages call; raises only ``LLMError``s."""
+        if self._client.is_closed():
+            raise ProviderClosed(self.name)
         tools = [_tool(t) for t in request.tools]
         forced: ToolChoiceToolParam | None = None
         if request.schema is not None:

@@ -103,8 +103,12 @@ class Completion:
 
 class Provider(Protocol):
     """One model endpoint, through its SDK. Makes exactly one attempt (the SDK's own
-    retries are off) and raises only ``providers.errors.LLMError``."""
+    retries are off) and raises only ``providers.errors.LLMError`` (``ProviderClosed``
+    once closed)."""
 
     name: str  # the FIRSTMATE_LLM prefix: openai, azure, anthropic, bedrock, …
 
     def complete(self, request: LLMRequest, *, timeout_s: float) -> Completion: ...
+
+    def close(self) -> None:
+        """Close its connections (a closed provider is not used again)."""

@@ -163,6 +163,10 @@ class LLM:
     def provider_name(self) -> str:
         return self.provider.name
 
+    def close(self) -> None:
+        """Close the provider's connections."""
+        self.provider.close()
+
     def complete(
         self, request: LLMRequest, *, budget_left_usd: float | None = None, use_cache: bool = True
     ) -> tuple[Completion, Call]:

@@ -73,3 +73,11 @@ class BudgetReached(LLMError):
         super().__init__(f"LLM budget reached: ${spent_usd:.4f} spent of ${budget_usd:.4f}")
         self.spent_usd = spent_usd
         self.budget_usd = budget_usd
+
+
+class ProviderClosed(RuntimeError):
+    """A provider used after ``close()``: a mistake in the caller, not an outage, so it
+    is not an ``LLMError`` (nothing retries it, no breaker counts it)."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(f"{provider}: this client was closed; build a new one")

@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from orchestrator.providers.base import Completion, LLMRequest, Usage
-from orchestrator.providers.errors import LLMError
+from orchestrator.providers.errors import LLMError, ProviderClosed
 
 
 class ScriptedProvider:
@@ -24,13 +24,19 @@ class ScriptedProvider:
         self.script: deque[Completion | LLMError] = deque(script)
         self.default = default or Completion("ok", usage=Usage(10, 2))
         self.requests: list[LLMRequest] = []
+        self.closed = False
 
     def push(self, *replies: Completion | LLMError) -> None:
         self.script.extend(replies)
 
     def complete(self, request: LLMRequest, *, timeout_s: float) -> Completion:
+        if self.closed:
+            raise ProviderClosed(self.name)
         self.requests.append(request)
         reply = self.script.popleft() if self.script else self.default
         if isinstance(reply, LLMError):
             raise reply
         return reply
+
+    def close(self) -> None:
+        self.closed = True

@@ -34,7 +34,13 @@ from orchestrator.providers.base import (
     ToolCall,
     Usage,
 )
-from orchestrator.providers.errors import BadOutput, LLMError, LLMNotConfigured, Unavailable
+from orchestrator.providers.errors import (
+    BadOutput,
+    LLMError,
+    LLMNotConfigured,
+    ProviderClosed,
+    Unavailable,
+)
 from orchestrator.providers.registry import error_for_status
 
 __all__ = ["OpenAIProvider"]
@@ -97,6 +103,8 @@ class OpenAIProvider:
 
     def complete(self, request: LLMRequest, *, timeout_s: float) -> Completion:
         """One Chat Completions call; raises only ``LLMError``s."""
+        if self._client.is_closed():
+            raise ProviderClosed(self.name)
         limit = request.max_tokens
         try:
             response = self._client.chat.completions.create(

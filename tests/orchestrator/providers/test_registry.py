@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
@@ -102,7 +101,7 @@ def one_call(settings: Settings) -> str:
         request = LLMRequest(model=model, messages=(Message("user", "ping"),), system="Be brief.")
         return provider.complete(request, timeout_s=5).text
     finally:
-        cast(Any, provider).close()
+        provider.close()
 
 
 # -- FIRSTMATE_LLM ---------------------------------------------------------------------
@@ -357,4 +356,4 @@ def test_a_built_provider_is_a_provider(env: Env, api: LLMAPI) -> None:
     try:
         assert built.name == "openai"
     finally:
-        cast(Any, built).close()
+        built.close()
