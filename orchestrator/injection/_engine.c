@@ -1,7 +1,7 @@
 /* The signals that match on a text's views, and what they score together, in C.
  *
  * ``Matcher(signals, chains, narrowed, narrowing, mention, negated, quote, reach,
- * negated_reach)`` holds the
+ * negated_reach, negation_ends)`` holds the
  * compiled signal table: ``signals[i]`` is ``(weight, why, raw, pattern, starts)`` (an
  * ``engine.Signal``); ``chains(norm)`` gives the word signals whose chains are found
  * (``Chains.found``); ``narrowed`` is the dict of each word signal's patterns per set of
@@ -9,7 +9,8 @@
  * it; ``mention`` is the pattern that says the words at a quote are quoted as an
  * example, ``negated`` the one that says the words at a place are said not to be done;
  * ``quote`` the most characters of a reason's quoted words, ``reach`` how far a mention
- * reaches back before its last word and ``negated_reach`` how far a negation does.
+ * reaches back before its last word and ``negated_reach`` how far a negation does;
+ * ``negation_ends`` holds the last character of every negation ``negated`` takes.
  *
  * ``Matcher.match(low, norm, scan)`` is ``engine.match``, and ``score(found)`` is
  * ``scoring._score``: the same loops, with the same ``re`` patterns, and no Python frame
@@ -48,6 +49,7 @@ typedef struct {
     Py_ssize_t quote;
     Py_ssize_t reach;
     Py_ssize_t negated_reach;
+    PyObject *negation_ends; /* str */
 } Matcher;
 
 static PyObject *str_end, *str_match, *str_candidates, *str_next_start, *str_round, *str_weigh;
@@ -69,6 +71,7 @@ static void Matcher_clear_fields(Matcher *self) {
     Py_CLEAR(self->narrowing);
     Py_CLEAR(self->mention);
     Py_CLEAR(self->negated);
+    Py_CLEAR(self->negation_ends);
 }
 
 static void Matcher_dealloc(Matcher *self) {
@@ -77,13 +80,14 @@ static void Matcher_dealloc(Matcher *self) {
 }
 
 static int Matcher_init(Matcher *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"signals", "chains",  "narrowed", "narrowing",     "mention",
-                               "negated", "quote",   "reach",    "negated_reach", NULL};
-    PyObject *signals, *chains, *narrowed, *narrowing, *mention, *negated;
+    static char *keywords[] = {"signals", "chains",        "narrowed",      "narrowing",
+                               "mention", "negated",       "quote",         "reach",
+                               "negated_reach", "negation_ends", NULL};
+    PyObject *signals, *chains, *narrowed, *narrowing, *mention, *negated, *negation_ends;
     Py_ssize_t quote, reach, negated_reach;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOOnnn", keywords, &signals, &chains,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOOnnnU", keywords, &signals, &chains,
                                      &PyDict_Type, &narrowed, &narrowing, &mention, &negated,
-                                     &quote, &reach, &negated_reach))
+                                     &quote, &reach, &negated_reach, &negation_ends))
         return -1;
     Matcher_clear_fields(self);
     PyObject *seq = PySequence_Fast(signals, "signals must be a sequence");
@@ -133,6 +137,7 @@ static int Matcher_init(Matcher *self, PyObject *args, PyObject *kwds) {
     self->quote = quote;
     self->reach = reach;
     self->negated_reach = negated_reach;
+    self->negation_ends = Py_NewRef(negation_ends);
     return 0;
 fail:
     Py_DECREF(seq);
@@ -180,8 +185,8 @@ static int quoted(Matcher *self, PyObject *low, Py_ssize_t at) {
 }
 
 /* ``engine._negated``: whether the words at ``at`` follow a negation on the same line;
- * -1: error. Every negation the pattern takes ends in "t" or "r" before the spaces
- * around ``at``, so the pattern is searched only when that character does. */
+ * -1: error. The pattern is searched only when the character before the spaces around
+ * ``at`` is one a negation ends in. */
 static int negated(Matcher *self, PyObject *low, Py_ssize_t at) {
     int kind = PyUnicode_KIND(low);
     const void *data = PyUnicode_DATA(low);
@@ -190,9 +195,11 @@ static int negated(Matcher *self, PyObject *low, Py_ssize_t at) {
     while (last > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, last - 1))) last--;
     if (last == 0) return 0;
     Py_UCS4 ch = PyUnicode_READ(kind, data, last - 1);
-    if (ch != 't' && ch != 'r') return 0;
+    if (PyUnicode_FindChar(self->negation_ends, ch, 0, PyUnicode_GET_LENGTH(self->negation_ends),
+                           1) < 0)
+        return 0;
     Py_ssize_t start = at > self->negated_reach ? at - self->negated_reach : 0;
-    return search_before(self->negated, low, start, end);
+    return search_before(self->negated, low, start, end < length ? end + 1 : end);
 }
 
 /* ``engine._aside``: whether the words at ``at`` are quoted as an example, or said not

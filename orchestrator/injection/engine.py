@@ -41,12 +41,21 @@ _MENTION_REACH = 8  # the most characters a mention has before its last word ("s
 _BACKWARDS = re.compile(r"\W*\w*")  # non-word characters, then a word, read backwards
 _BACK_WINDOW = 64
 # A word signal's words said not to be done ("do not ignore the rules", "never reveal
-# the key") ask for the opposite of what the signal reads; "why not ignore …" still
-# asks, and a negation at the end of a line says nothing of the next one. (English
-# only: "não ignore", "no ignores" still count.)
+# the key", "não ignore as regras", "nie ignoruj instrukcji") ask for the opposite of
+# what the signal reads; "why not ignore …" ("por que não", "perché non", "почему бы
+# не" …) still asks, and a negation at the end of a line says nothing of the next one.
+# A negation after the verb (German "ignoriere nicht", Dutch "negeer … niet") is the
+# signals' own business. ``_NEGATION_ENDS``: the last character of every negation.
 _NEGATED = re.compile(
-    r"(?<!\bwhy )(?:\bnot|\bnever|n['’]t|\bdont|\bcannot)(?:[^\S\n\r]+ever)?[^\S\n\r]*\Z"
+    r"(?<!\bwhy )(?<!\bpor que )(?<!\bporque )(?<!\bpor qué )(?<!\bperché )(?<!\bperche )"
+    r"(?<!\bpourquoi )(?<!\bczemu )(?<!\bdlaczego )(?<!\bпочему )(?<!\bбы )"
+    r"(?:(?:\bnot|\bnever|n['’]t|\bdont|\bcannot"  # en
+    r"|\bnão|\bnao|\bnunca|\bjamais|\bjamás|\bjamas|\bno|\bnon"  # pt, es, it
+    r"|\bne pas|\bne jamais|\bne plus|\bnie)"  # fr, pl
+    r"(?:[^\S\n\r]+(?:ever|mais|más|mas))?[^\S\n\r]*\S"
+    r"|\bhe[^\S\n\r]+[а-яё])\Z"  # ru: the views read "не", all look-alikes, as "he"
 )
+_NEGATION_ENDS = "troasen"  # not never n't, não nao no, nunca, jamais, nie, he (не), non
 _NEGATED_REACH = 24  # the most characters before a place the negation is read in
 # Gaps, put in after the spaces are made elastic: one word, or up to N words.
 _GAPS = {
@@ -138,6 +147,7 @@ def build(table: Table, extra: tuple[str, ...] = (), *, chained: bool = COMPILED
         _QUOTE,
         _MENTION_REACH,
         _NEGATED_REACH,
+        _NEGATION_ENDS,
     )
     return index._replace(matcher=matcher)
 
@@ -255,11 +265,16 @@ def _aside(low: str, at: int) -> bool:
 
 def _negated(low: str, at: int) -> bool:
     """Whether the words at ``at`` (a word signal's match starts with the spaces before
-    its first word) follow a negation ("do not", "never", "don't") on the same line."""
-    end = at
+    its first word) follow a negation ("do not", "never", "don't") on the same line; the
+    pattern reads up to the first letter of the first word."""
+    end, last = at, at
     while end < len(low) and low[end].isspace():
         end += 1
-    return _NEGATED.search(low, max(0, at - _NEGATED_REACH), end) is not None
+    while last > 0 and low[last - 1].isspace():
+        last -= 1
+    if last == 0 or low[last - 1] not in _NEGATION_ENDS:
+        return False
+    return _NEGATED.search(low, max(0, at - _NEGATED_REACH), end + 1) is not None
 
 
 def _quoted(low: str, at: int) -> bool:
