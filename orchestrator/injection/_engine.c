@@ -1,7 +1,7 @@
 /* The signals that match on a text's views, and what they score together, in C.
  *
  * ``Matcher(signals, chains, narrowed, narrowing, mention, negated, quote, reach,
- * negated_reach, negation_ends)`` holds the
+ * negated_reach, negation_tails)`` holds the
  * compiled signal table: ``signals[i]`` is ``(weight, why, raw, pattern, starts)`` (an
  * ``engine.Signal``); ``chains(norm)`` gives the word signals whose chains are found
  * (``Chains.found``); ``narrowed`` is the dict of each word signal's patterns per set of
@@ -10,7 +10,7 @@
  * example, ``negated`` the one that says the words at a place are said not to be done;
  * ``quote`` the most characters of a reason's quoted words, ``reach`` how far a mention
  * reaches back before its last word and ``negated_reach`` how far a negation does;
- * ``negation_ends`` holds the last character of every negation ``negated`` takes.
+ * ``negation_tails`` (a tuple of str) holds how every negation ``negated`` takes ends.
  *
  * ``Matcher.match(low, norm, scan)`` is ``engine.match``, and ``score(found)`` is
  * ``scoring._score``: the same loops, with the same ``re`` patterns, and no Python frame
@@ -49,7 +49,7 @@ typedef struct {
     Py_ssize_t quote;
     Py_ssize_t reach;
     Py_ssize_t negated_reach;
-    PyObject *negation_ends; /* str */
+    PyObject *negation_tails; /* tuple of str */
 } Matcher;
 
 static PyObject *str_end, *str_match, *str_candidates, *str_next_start, *str_round, *str_weigh;
@@ -71,7 +71,7 @@ static void Matcher_clear_fields(Matcher *self) {
     Py_CLEAR(self->narrowing);
     Py_CLEAR(self->mention);
     Py_CLEAR(self->negated);
-    Py_CLEAR(self->negation_ends);
+    Py_CLEAR(self->negation_tails);
 }
 
 static void Matcher_dealloc(Matcher *self) {
@@ -82,13 +82,21 @@ static void Matcher_dealloc(Matcher *self) {
 static int Matcher_init(Matcher *self, PyObject *args, PyObject *kwds) {
     static char *keywords[] = {"signals", "chains",        "narrowed",      "narrowing",
                                "mention", "negated",       "quote",         "reach",
-                               "negated_reach", "negation_ends", NULL};
-    PyObject *signals, *chains, *narrowed, *narrowing, *mention, *negated, *negation_ends;
+                               "negated_reach", "negation_tails", NULL};
+    PyObject *signals, *chains, *narrowed, *narrowing, *mention, *negated, *negation_tails;
     Py_ssize_t quote, reach, negated_reach;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOOnnnU", keywords, &signals, &chains,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!OOOnnnO!", keywords, &signals, &chains,
                                      &PyDict_Type, &narrowed, &narrowing, &mention, &negated,
-                                     &quote, &reach, &negated_reach, &negation_ends))
+                                     &quote, &reach, &negated_reach, &PyTuple_Type,
+                                     &negation_tails))
         return -1;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(negation_tails); k++) {
+        PyObject *tail = PyTuple_GET_ITEM(negation_tails, k);
+        if (!PyUnicode_Check(tail) || PyUnicode_GET_LENGTH(tail) == 0) {
+            PyErr_SetString(PyExc_ValueError, "negation_tails are non-empty str");
+            return -1;
+        }
+    }
     Matcher_clear_fields(self);
     PyObject *seq = PySequence_Fast(signals, "signals must be a sequence");
     if (seq == NULL) return -1;
@@ -137,7 +145,7 @@ static int Matcher_init(Matcher *self, PyObject *args, PyObject *kwds) {
     self->quote = quote;
     self->reach = reach;
     self->negated_reach = negated_reach;
-    self->negation_ends = Py_NewRef(negation_ends);
+    self->negation_tails = Py_NewRef(negation_tails);
     return 0;
 fail:
     Py_DECREF(seq);
@@ -185,8 +193,8 @@ static int quoted(Matcher *self, PyObject *low, Py_ssize_t at) {
 }
 
 /* ``engine._negated``: whether the words at ``at`` follow a negation on the same line;
- * -1: error. The pattern is searched only when the character before the spaces around
- * ``at`` is one a negation ends in. */
+ * -1: error. The pattern is searched only when the text before the spaces around ``at``
+ * ends as a negation does (one of ``negation_tails``). */
 static int negated(Matcher *self, PyObject *low, Py_ssize_t at) {
     int kind = PyUnicode_KIND(low);
     const void *data = PyUnicode_DATA(low);
@@ -195,9 +203,14 @@ static int negated(Matcher *self, PyObject *low, Py_ssize_t at) {
     while (last > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, last - 1))) last--;
     if (last == 0) return 0;
     Py_UCS4 ch = PyUnicode_READ(kind, data, last - 1);
-    if (PyUnicode_FindChar(self->negation_ends, ch, 0, PyUnicode_GET_LENGTH(self->negation_ends),
-                           1) < 0)
-        return 0;
+    int tailed = 0;
+    for (Py_ssize_t k = 0; !tailed && k < PyTuple_GET_SIZE(self->negation_tails); k++) {
+        PyObject *tail = PyTuple_GET_ITEM(self->negation_tails, k);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(tail);
+        if (n > last || PyUnicode_READ_CHAR(tail, n - 1) != ch) continue;
+        if ((tailed = (int)PyUnicode_Tailmatch(low, tail, 0, last, 1)) < 0) return -1;
+    }
+    if (!tailed) return 0;
     Py_ssize_t start = at > self->negated_reach ? at - self->negated_reach : 0;
     return search_before(self->negated, low, start, end < length ? end + 1 : end);
 }

@@ -15,7 +15,7 @@ class Matcher:
         quote: int,
         reach: int,
         negated_reach: int,
-        negation_ends: str,
+        negation_tails: tuple[str, ...],
     ) -> None: ...
     def match(self, low: str, norm: str, scan: Any, /) -> dict[str, tuple[float, str]]: ...
 
