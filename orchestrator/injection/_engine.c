@@ -711,7 +711,11 @@ static PyObject *two_places_of(double p) {
     return shown;
 }
 
-/* The model's reason: its probability and the telling words it weighed most. */
+/* ``scoring._LEANS`` */
+static const double LEANS = 0.5;
+
+/* The model's reason: its probability and the telling words it weighed most (none
+ * quoted: "from the words as a whole"). */
 static PyObject *learned_reason(Scorer *self, double probability, PyObject *telling) {
     Py_ssize_t n = PyList_GET_SIZE(telling);
     Py_ssize_t *order = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
@@ -733,7 +737,9 @@ static PyObject *learned_reason(Scorer *self, double probability, PyObject *tell
     PyObject *between = words ? PyUnicode_FromString("\", \"") : NULL;
     PyObject *joined = between ? PyUnicode_Join(between, words) : NULL;
     PyObject *shown = joined ? two_places_of(probability) : NULL;
-    if (shown != NULL)
+    if (shown != NULL && quoted == 0)
+        out = PyUnicode_FromFormat("%U: %U, from the words as a whole", self->learned, shown);
+    else if (shown != NULL)
         out = PyUnicode_FromFormat("%U: %U, weighing the words \"%U\"", self->learned, shown,
                                    joined);
     Py_XDECREF(words);
@@ -812,7 +818,8 @@ static PyObject *Scorer_score(Scorer *self, PyObject *const *args, Py_ssize_t na
     double probability = z > -500 ? 1.0 / (1.0 + exp(-z)) : 0.0; /* ``model.sigmoid`` */
     PyObject *telling = PyTuple_GET_ITEM(weighed, 1);
     PyObject *all = NULL;
-    if (PyList_GET_SIZE(telling) && self->most > 0) {
+    /* (``LEANS``: the model leans to an injection, and says so with no word to quote) */
+    if ((PyList_GET_SIZE(telling) && self->most > 0) || probability >= LEANS) {
         PyObject *reason = learned_reason(self, probability, telling);
         PyObject *more = reason ? PyTuple_Pack(1, reason) : NULL;
         all = more ? PySequence_Concat(reasons, more) : NULL;

@@ -1,11 +1,12 @@
 /* The learned injection model's word features, weighed in one pass over a text.
  *
- * ``Table(words, weights, telling)`` holds the model's word weights in an
+ * ``Table(words, weights, telling, quiet=())`` holds the model's word weights in an
  * open-addressing hash table; ``Table.weigh(low)`` reads the lowered text once, splits
  * it into words exactly as ``model.words`` does (a word is a run of ASCII letters,
  * digits and ``_``, and of non-ASCII characters that are not whitespace), and returns
  * the sum of the weights of the distinct words it knows, with the indexes of those
- * that weigh more than ``telling`` (the evidence a reason quotes). ``model.words`` is
+ * that weigh more than ``telling`` and are not ``quiet`` (the evidence a reason quotes:
+ * a quiet word is weighed, never quoted). ``model.words`` is
  * the reference: ``tests/orchestrator/test_injection_model.py`` checks that both agree
  * on every corpus text.
  *
@@ -48,7 +49,7 @@ typedef struct {
     uint32_t index;  /* in the words given */
     uint32_t length;
     uint32_t narrow; /* every character is below 256 */
-    uint32_t unused;
+    uint32_t tells;  /* it weighs more than ``telling`` and is not quiet: it is quoted */
     /* The word: when narrow, its bytes, 8 to a ``uint64_t`` as memory holds them, zero
      * past its end (a 1-byte text's words are compared 8 bytes at a time); else its
      * characters (``Py_UCS4``). */
@@ -61,7 +62,6 @@ typedef struct {
     size_t mask;
     char *entries;
     Py_ssize_t longest; /* the longest word's length: a longer one is none of them */
-    double telling;
     uint64_t calls;
     void *scratch; /* for a 1-byte text: its word characters, a bit each, then its words */
     size_t scratch_size;
@@ -216,8 +216,8 @@ static Entry *find(Table *self, uint64_t hash, const Py_UCS4 *chars, Py_ssize_t 
 
 /* Adds ``word`` with ``weight`` at ``used`` bytes into the entries; the bytes used
  * after, or -1 on an error. */
-static Py_ssize_t Table_add(Table *self, PyObject *word, double weight, Py_ssize_t index,
-                            Py_ssize_t used) {
+static Py_ssize_t Table_add(Table *self, PyObject *word, double weight, int tells,
+                            Py_ssize_t index, Py_ssize_t used) {
     Py_ssize_t length = PyUnicode_GET_LENGTH(word);
     Py_UCS4 *chars = PyUnicode_AsUCS4Copy(word);
     if (chars == NULL) return -1;
@@ -227,13 +227,14 @@ static Py_ssize_t Table_add(Table *self, PyObject *word, double weight, Py_ssize
     Entry *same = find(self, hash, chars, length, &at);
     if (same != NULL) { /* a repeated word: the later weight wins, as in a dict */
         same->weight = weight;
+        same->tells = (uint32_t)tells;
         same->index = (uint32_t)index;
         PyMem_Free(chars);
         return used;
     }
     Entry *e = (Entry *)(self->entries + used);
     int narrow = PyUnicode_KIND(word) == PyUnicode_1BYTE_KIND;
-    *e = (Entry){weight, 0, (uint32_t)index, (uint32_t)length, (uint32_t)narrow, 0};
+    *e = (Entry){weight, 0, (uint32_t)index, (uint32_t)length, (uint32_t)narrow, (uint32_t)tells};
     Py_ssize_t size = entry_size(word);
     memset(e->word, 0, size - sizeof(Entry));
     for (Py_ssize_t k = 0; k < length; k++) {
@@ -248,10 +249,11 @@ static Py_ssize_t Table_add(Table *self, PyObject *word, double weight, Py_ssize
 }
 
 static int Table_init(Table *self, PyObject *args, PyObject *kwds) {
-    static char *keywords[] = {"words", "weights", "telling", NULL};
-    PyObject *words, *weights;
+    static char *keywords[] = {"words", "weights", "telling", "quiet", NULL};
+    PyObject *words, *weights, *quiet = NULL;
     double telling;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOd", keywords, &words, &weights, &telling))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOd|O", keywords, &words, &weights, &telling,
+                                     &quiet))
         return -1;
     PyObject *ws = PySequence_Fast(words, "words must be a sequence");
     if (ws == NULL) return -1;
@@ -267,13 +269,15 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds) {
     }
     Table_clear(self); /* __init__ called again */
     if (Table_allocate(self, ws) < 0) goto fail;
-    self->telling = telling;
     self->calls = 0;
     Py_ssize_t used = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *word = PySequence_Fast_GET_ITEM(ws, i);
         double weight = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(vs, i));
         if (weight == -1.0 && PyErr_Occurred()) goto fail;
-        used = Table_add(self, PySequence_Fast_GET_ITEM(ws, i), weight, i, used);
+        int is_quiet = quiet == NULL ? 0 : PySequence_Contains(quiet, word);
+        if (is_quiet < 0) goto fail;
+        used = Table_add(self, word, weight, weight > telling && !is_quiet, i, used);
         if (used < 0) goto fail;
     }
     Py_DECREF(ws);
@@ -325,7 +329,7 @@ static inline int count(Table *self, Entry *e, uint64_t call, double *total, PyO
     if (e == NULL || e->seen == call) return 0;
     e->seen = call;
     *total += e->weight;
-    if (e->weight > self->telling) {
+    if (e->tells) {
         PyObject *index = PyLong_FromSsize_t(e->index);
         if (index == NULL || PyList_Append(telling, index) < 0) {
             Py_XDECREF(index);

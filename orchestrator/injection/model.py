@@ -36,7 +36,22 @@ _TOKEN_VIEW = bytes(b if chr(b).isalnum() or b == 95 else 32 for b in range(128)
 SIGNAL = "signal: "  # a feature naming a matched signal (its reason)
 FLAGGED = "signals: flagged"  # the signals alone score 0.5 or more
 SOME = "signals: some"  # some signal matched
-_TELLING = 0.2  # a word that weighs more than this is quoted as evidence
+_TELLING = 0.2  # a word that weighs more than this is quoted as evidence (if ``quotable``)
+# Words the model weighs but a reason never quotes: they tell a reader nothing of why a
+# text looks like an injection (function words, and the pieces of "you'll", "we've";
+# ``quotable`` leaves out single characters, the "t" of "don't" among them).
+_UNQUOTED = frozenset(
+    (
+        "an", "the", "and", "or", "but", "so", "of", "to", "in", "on", "at", "by", "for",
+        "from", "with", "as", "into", "about", "is", "are", "was", "were", "be", "been",
+        "being", "am", "it", "its", "this", "that", "these", "those", "me", "my", "you",
+        "your", "yours", "we", "our", "us", "he", "him", "his", "she", "her", "they", "them",
+        "their", "do", "does", "did", "have", "has", "had", "not", "no", "if", "then", "than",
+        "there", "here", "what", "which", "who", "whom", "when", "where", "how", "why", "all",
+        "any", "every", "each", "just", "now", "also", "very", "too", "can", "will", "would",
+        "could", "may", "might", "ll", "re", "ve",
+    )
+)  # fmt: skip
 
 
 def words(v: Views) -> set[str]:
@@ -64,6 +79,12 @@ def signal_features(reasons: Iterable[str], signal_score: float) -> list[str]:
     return out
 
 
+def quotable(word: str) -> bool:
+    """Whether a reason may quote ``word`` as evidence: not a single character, not a
+    number, not one of ``_UNQUOTED``."""
+    return len(word) > 1 and not word.isdigit() and word not in _UNQUOTED
+
+
 def sigmoid(z: float) -> float:
     """The logistic function (0 far below zero, without overflowing)."""
     return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
@@ -85,7 +106,7 @@ class Model:
     @functools.cached_property
     def _telling(self) -> frozenset[str]:
         """The words worth quoting as evidence (signals are reasons already)."""
-        return frozenset(w for w in self._word_names if self.weights[w] > _TELLING)
+        return frozenset(w for w in self._word_names if self.weights[w] > _TELLING and quotable(w))
 
     @functools.cached_property
     def _word_names(self) -> list[str]:
@@ -101,7 +122,9 @@ class Model:
         """The word weights in the compiled core (``_words.c``), if it is built."""
         if _words is None:
             return None
-        return _words.Table(self._word_names, [self.weights[w] for w in self._word_names], _TELLING)
+        names = self._word_names
+        quiet = frozenset(w for w in names if not quotable(w))
+        return _words.Table(names, [self.weights[w] for w in names], _TELLING, quiet)
 
     @functools.cached_property
     def _signal_weights(self) -> dict[str, float]:

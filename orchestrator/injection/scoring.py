@@ -31,6 +31,10 @@ except ImportError:  # not compiled (see hatch_build.py): ``_score`` runs in Pyt
 Score = tuple[float, tuple[str, ...]]
 _LEARNED = "learned model"
 _MOST = 4  # the most words the model's reason quotes
+# From this probability the model gives a reason even when no word it weighed is one to
+# quote (``model.quotable``): a text it leans to calling an injection is never left
+# without one (the compiled core has its own copy).
+_LEANS = 0.5
 _WEIGHT, _REASON = itemgetter(0), itemgetter(1)
 
 
@@ -101,6 +105,8 @@ class Detector:
         if evidence:
             quoted = '"' + '", "'.join(evidence) + '"'
             reasons += (f"{_LEARNED}: {probability:.2f}, weighing the words {quoted}",)
+        elif probability >= _LEANS:
+            reasons += (f"{_LEARNED}: {probability:.2f}, from the words as a whole",)
         return round(probability, 4), reasons
 
 
